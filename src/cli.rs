@@ -1,0 +1,265 @@
+//! Command line: `serve` (the default), `check`, `token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{self, Tokens};
+use crate::config::{Config, ConfigError, Mode, Overrides};
+use crate::shutdown::Shutdown;
+use crate::state::App;
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "hafi-realtime", version, about = "Real-time server for event photo galleries (Socket.IO + HTTP on one port)")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct GlobalArgs {
+    /// TOML configuration file (also HAFI_CONFIG)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Bind address (overrides SOCKET_HOST)
+    #[arg(long, global = true)]
+    host: Option<String>,
+    /// TCP port; 0 picks a free one (overrides SOCKET_PORT)
+    #[arg(long, global = true)]
+    port: Option<u16>,
+    /// Data directory (overrides DATA_DIR)
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve HTTP and Socket.IO (the default)
+    Serve,
+    /// Validate the configuration and the data directory, print what would be used
+    Check,
+    /// Print an HS256 token for a server-side client (the web app's broadcaster)
+    Token {
+        /// User id claim
+        #[arg(long)]
+        user: String,
+        /// Role claim; ADMIN for full access
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 1h, 24h, 30d
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+}
+
+fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(raw).filter(|d| !d.is_zero()).ok_or_else(|| format!("invalid duration {raw:?} (use 300ms, 10s, 5m, 1h or 30d)"))
+}
+
+/// Exit code for configuration refusals (the production rules).
+const EXIT_CONFIG: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let over = Overrides { config_file: cli.global.config, host: cli.global.host, port: cli.global.port, data_dir: cli.global.data_dir };
+    let config = match Config::load(&over, &|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => return refuse(&e),
+    };
+    init_logging(config.log_json);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => run_serve(config),
+        Command::Check => run_check(config),
+        Command::Token { user, role, ttl } => run_token(config, &user, &role, ttl),
+    }
+}
+
+fn refuse(e: &ConfigError) -> ExitCode {
+    eprintln!("hafi-realtime: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Fills in the secret: configured, or (development only) the one kept in the data directory.
+fn resolve_secret(config: &mut Config) -> Result<(), ExitCode> {
+    config.check_production().map_err(|e| refuse(&e))?;
+    if config.secret.is_some() {
+        return Ok(());
+    }
+    match auth::dev_secret(&config.data_dir) {
+        Ok((secret, generated)) => {
+            let path = config.data_dir.join(auth::DEV_SECRET_FILE);
+            if generated {
+                eprintln!("hafi-realtime: development mode: generated a secret and kept it in {}", path.display());
+            } else {
+                eprintln!("hafi-realtime: development mode: using the secret kept in {}", path.display());
+            }
+            config.secret = Some(secret);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("hafi-realtime: cannot create the development secret in {}: {e}", config.data_dir.display());
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+fn run_serve(mut config: Config) -> ExitCode {
+    if let Err(code) = resolve_secret(&mut config) {
+        return code;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hafi-realtime: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(serve_async(config));
+    // Do not wait for lingering connection tasks: state is flushed already.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn serve_async(config: Config) -> ExitCode {
+    let store = match Store::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hafi-realtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind((config.host, config.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("hafi-realtime: cannot listen on {}:{}: {e}", config.host, config.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hafi-realtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tokens = match Tokens::new(config.secret.as_deref().unwrap_or_default()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hafi-realtime: unusable secret: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        addr = %addr,
+        data_dir = %config.data_dir.display(),
+        mode = config.mode.as_str(),
+        "hafi-realtime starting"
+    );
+    let shutdown = Shutdown::default();
+    shutdown.on_signals();
+    let app = App::new(config, store.clone(), tokens, shutdown.clone());
+    // The one machine-readable line: tests and scripts wait for it.
+    println!("listening on http://{addr}");
+    let served = crate::server::serve(app, listener).await;
+    let flushed = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.flush_now())).await;
+    match (served, flushed) {
+        (Ok(()), Ok(Ok(Ok(())))) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        (served, flushed) => {
+            tracing::error!(?served, ?flushed, "shutdown was not clean");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mask(secret: Option<&str>) -> String {
+    match secret {
+        None => "(none)".into(),
+        Some(s) => format!("set ({} bytes)", s.len()),
+    }
+}
+
+fn run_check(mut config: Config) -> ExitCode {
+    let prod = config.check_production();
+    println!("mode:                 {}", config.mode.as_str());
+    println!("listen:               {}:{}", config.host, config.port);
+    println!("data dir:             {}", config.data_dir.display());
+    println!("allowed origins:      {}", config.allowed_origins.join(", "));
+    println!("trusted proxies:      {}", config.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "));
+    println!("secret:               {}", mask(config.secret.as_deref()));
+    println!("guest validation:     {}", config.guest_session_validation);
+    println!("max connections:      {} total, {} per IP", config.limits.max_connections, config.limits.max_connections_per_ip);
+    println!("guest comments:       {:?}", config.guest_comments);
+    if let Err(e) = prod {
+        println!("would start:          no: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if config.secret.is_none() && config.mode == Mode::Development {
+        let kept = config.data_dir.join(auth::DEV_SECRET_FILE);
+        println!("secret source:        development secret in {}", kept.display());
+        config.secret = Some(String::new());
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("would start:          no: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opened = rt.block_on(async { Store::open(&config.data_dir).and_then(|s| Ok((s.format_version()?, s.events()?.len(), s.session_count()))) });
+    match opened {
+        Ok((v, events, sessions)) => {
+            println!("data:                 format {v}, {events} events, {sessions} guest sessions");
+            println!("would start:          yes");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("would start:          no: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_token(mut config: Config, user: &str, role: &str, ttl: Duration) -> ExitCode {
+    if user.is_empty() || role.is_empty() {
+        eprintln!("hafi-realtime: --user and --role must not be empty");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if let Err(code) = resolve_secret(&mut config) {
+        return code;
+    }
+    let minted = Tokens::new(config.secret.as_deref().unwrap_or_default()).and_then(|t| t.mint(user, role, ttl));
+    match minted {
+        Ok((token, _)) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hafi-realtime: cannot sign the token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Group commit: many writers, one fsync.
+//!
+//! A writer applies its change to sled (memory) and then takes a ticket. One background task
+//! flushes whenever tickets are outstanding; a flush that starts after ticket `n` was taken makes
+//! every ticket up to `n` durable at once. So a burst of likes that arrives while one flush runs
+//! shares the next flush instead of paying for one each.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+/// How far flushing has got: every ticket `<= ok` is durable; tickets in `(ok, failed]` were in a
+/// flush that failed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    ok: u64,
+    failed: u64,
+}
+
+/// Why a change could not be made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    #[error("storage flush failed: {0}")]
+    Flush(String),
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+/// Something that can be flushed to stable storage.
+pub trait Flush: Send + Sync + 'static {
+    fn flush(&self) -> Result<(), String>;
+}
+
+impl Flush for sled::Db {
+    fn flush(&self) -> Result<(), String> {
+        sled::Tree::flush(self).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+struct Inner {
+    target: Arc<dyn Flush>,
+    requested: AtomicU64,
+    progress: watch::Sender<Progress>,
+    wake: Notify,
+    /// Flushes done so far and their total time, for metrics and the benchmark.
+    flushes: AtomicU64,
+    flush_micros: AtomicU64,
+    last_flush_micros: AtomicU64,
+}
+
+/// Cheap-to-clone handle to the committer task.
+#[derive(Clone)]
+pub struct Committer {
+    inner: Arc<Inner>,
+}
+
+impl Committer {
+    /// Starts the flushing task on the current tokio runtime.
+    pub fn start(target: Arc<dyn Flush>) -> Committer {
+        let (tx, _) = watch::channel(Progress::default());
+        let inner = Arc::new(Inner {
+            target,
+            requested: AtomicU64::new(0),
+            progress: tx,
+            wake: Notify::new(),
+            flushes: AtomicU64::new(0),
+            flush_micros: AtomicU64::new(0),
+            last_flush_micros: AtomicU64::new(0),
+        });
+        let task = inner.clone();
+        tokio::spawn(async move { run(task).await });
+        Committer { inner }
+    }
+
+    /// Waits until everything written before this call is on disk.
+    pub async fn durable(&self) -> Result<(), CommitError> {
+        let mut rx = self.inner.progress.subscribe();
+        let ticket = self.inner.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.wake.notify_one();
+        let seen = rx.wait_for(|p| p.ok >= ticket || p.failed >= ticket).await.map_err(|_| CommitError::Closed)?;
+        if seen.ok >= ticket {
+            Ok(())
+        } else {
+            Err(CommitError::Flush("a storage flush failed".into()))
+        }
+    }
+
+    /// Number of flushes and their mean duration.
+    pub fn stats(&self) -> (u64, Duration, Duration) {
+        let n = self.inner.flushes.load(Ordering::Relaxed);
+        let total = self.inner.flush_micros.load(Ordering::Relaxed);
+        let last = self.inner.last_flush_micros.load(Ordering::Relaxed);
+        let mean = if n == 0 { 0 } else { total / n };
+        (n, Duration::from_micros(mean), Duration::from_micros(last))
+    }
+}
+
+async fn run(inner: Arc<Inner>) {
+    loop {
+        inner.wake.notified().await;
+        loop {
+            let target = inner.requested.load(Ordering::Acquire);
+            let done = inner.progress.borrow().ok.max(inner.progress.borrow().failed);
+            if target <= done {
+                break;
+            }
+            let flusher = inner.target.clone();
+            let started = Instant::now();
+            let result = tokio::task::spawn_blocking(move || flusher.flush())
+                .await
+                .unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
+            let micros = started.elapsed().as_micros() as u64;
+            inner.flushes.fetch_add(1, Ordering::Relaxed);
+            inner.flush_micros.fetch_add(micros, Ordering::Relaxed);
+            inner.last_flush_micros.store(micros, Ordering::Relaxed);
+            inner.progress.send_modify(|p| match result {
+                Ok(()) => p.ok = target,
+                Err(ref e) => {
+                    tracing::error!(error = %e, "storage flush failed");
+                    p.failed = target;
+                }
+            });
+            // Stop the task when the last handle is gone.
+            if Arc::strong_count(&inner) == 1 {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Counting(AtomicUsize, bool);
+    impl Flush for Counting {
+        fn flush(&self) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(20));
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if self.1 { Err("disk on fire".into()) } else { Ok(()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn many_waiters_share_few_flushes() {
+        let target = Arc::new(Counting(AtomicUsize::new(0), false));
+        let c = Committer::start(target.clone());
+        let waits: Vec<_> = (0..200).map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.durable().await })
+        }).collect();
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
+        let flushes = target.0.load(Ordering::SeqCst);
+        assert!(flushes >= 1 && flushes < 20, "200 waiters took {flushes} flushes");
+    }
+
+    #[tokio::test]
+    async fn failures_reach_the_waiter() {
+        let c = Committer::start(Arc::new(Counting(AtomicUsize::new(0), true)));
+        assert!(matches!(c.durable().await, Err(CommitError::Flush(_))));
+    }
+}

@@ -1,0 +1,206 @@
+//! HTTP routes (warp). Handlers return `Result<Response, ApiError>`; every failure becomes a JSON
+//! `{"error": ...}` with the status the contract names.
+
+mod admin;
+mod gallery;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::{Identity, bearer};
+use crate::state::App;
+use crate::store::StoreError;
+
+/// A failed API call.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "storage error in HTTP handler");
+        ApiError::new(503, "Service temporarily unavailable")
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON response with a status.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    let mut r = warp::reply::with_status(warp::reply::json(&serde_json::json!({ "error": message })), status).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut().insert("retry-after", warp::http::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn finish(result: ApiResult) -> Response {
+    result.unwrap_or_else(|e| error_response(e.status, &e.message))
+}
+
+/// Parses a JSON object body (an empty body is an empty object).
+pub fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(ApiError::bad_request("Body must be a JSON object")),
+        Err(_) => Err(ApiError::bad_request("Invalid JSON body")),
+    }
+}
+
+/// The identity of an `Authorization: Bearer` token, or 401.
+pub fn require_token(app: &App, auth: &Option<String>) -> Result<Identity, ApiError> {
+    bearer(auth.as_deref()).and_then(|t| app.tokens.verify(t)).ok_or_else(|| ApiError::new(401, "Unauthorized"))
+}
+
+/// An admin token, or 401 (no or bad token) / 403 (not an admin).
+pub fn require_admin(app: &App, auth: &Option<String>) -> Result<Identity, ApiError> {
+    let id = require_token(app, auth)?;
+    if id.is_admin() { Ok(id) } else { Err(ApiError::new(403, "Admin access required")) }
+}
+
+fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+fn auth_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+}
+
+fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(limit).and(warp::body::bytes())
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    uptime: f64,
+    connections: usize,
+}
+
+async fn health(app: App) -> Response {
+    let body = Health { status: "healthy", uptime: app.started.elapsed().as_secs_f64(), connections: app.socket_count() };
+    json(200, &body)
+}
+
+/// Every route of the HTTP surface.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let limit = app.config.limits.max_http_body_bytes;
+    let health = warp::path!("health").and(warp::get()).and(with_app(app.clone())).then(health);
+
+    let rooms = warp::path!("api" / "admin" / "rooms")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .map(|app: App, auth| finish(admin::rooms(&app, &auth)));
+    let list_events = warp::path!("api" / "admin" / "events")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .map(|app: App, auth| finish(admin::list_events(&app, &auth)));
+    let create_event = warp::path!("api" / "admin" / "events")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .and(body(limit))
+        .then(|app: App, auth, body| async move { finish(admin::create_event(&app, &auth, &body).await) });
+    let get_event = warp::path!("api" / "admin" / "events" / String)
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .map(|slug: String, app: App, auth| finish(admin::get_event(&app, &auth, &slug)));
+    let patch_event = warp::path!("api" / "admin" / "events" / String)
+        .and(warp::patch())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .and(body(limit))
+        .then(|slug: String, app: App, auth, body| async move { finish(admin::patch_event(&app, &auth, &slug, &body).await) });
+    let delete_event = warp::path!("api" / "admin" / "events" / String)
+        .and(warp::delete())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .then(|slug: String, app: App, auth| async move { finish(admin::delete_event(&app, &auth, &slug).await) });
+    let sessions = warp::path!("api" / "admin" / "guest-sessions")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .and(body(limit))
+        .then(|app: App, auth, body| async move { finish(admin::create_session(&app, &auth, &body).await) });
+    let emit = warp::path!("api" / "emit")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(auth_header())
+        .and(body(limit))
+        .then(|app: App, auth, body| async move { finish(admin::emit(&app, &auth, &body).await) });
+    let access = warp::path!("api" / "gallery" / String / "access")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(body(limit))
+        .then(|slug: String, app: App, body| async move { finish(gallery::access(&app, &slug, &body).await) });
+
+    health
+        .or(rooms)
+        .unify()
+        .or(list_events)
+        .unify()
+        .or(create_event)
+        .unify()
+        .or(get_event)
+        .unify()
+        .or(patch_event)
+        .unify()
+        .or(delete_event)
+        .unify()
+        .or(sessions)
+        .unify()
+        .or(emit)
+        .unify()
+        .or(access)
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// Turns warp's rejections (no route, wrong method, body too large) into JSON errors.
+async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    let (status, msg) = if r.is_not_found() {
+        (StatusCode::NOT_FOUND, "Not found")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        (StatusCode::LENGTH_REQUIRED, "Content-Length required")
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+    } else if r.find::<warp::reject::MissingHeader>().is_some() || r.find::<warp::reject::InvalidHeader>().is_some() {
+        (StatusCode::BAD_REQUEST, "Bad request header")
+    } else {
+        (StatusCode::BAD_REQUEST, "Bad request")
+    };
+    Ok(error_response(status, msg))
+}

@@ -1,0 +1,20 @@
+//! hafi-realtime: the real-time server of a photo-gallery platform.
+//!
+//! One binary, one port: HTTP routes (warp) and the Socket.IO gallery protocol (socketioxide)
+//! share a hyper accept loop; state lives in an embedded sled database.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod presence;
+pub mod server;
+pub mod shutdown;
+pub mod socket;
+pub mod state;
+pub mod store;
+pub mod types;

@@ -1,0 +1,185 @@
+//! Who is in which room right now: memory only, rebuilt by re-joins after a restart.
+//!
+//! `guestCount` counts distinct guest sessions, not sockets: a phone with three tabs open is one
+//! guest. Each room keeps, per session, how many of its sockets are in the room; the room (and
+//! every per-key entry) disappears as soon as its last member leaves, so the tables stay bounded
+//! by what is connected now.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Mutex;
+
+use socketioxide::socket::Sid;
+
+use crate::types::{GuestSessionId, Slug};
+
+#[derive(Default)]
+struct Room {
+    /// Every member socket, with its guest session if it is a guest.
+    sockets: HashMap<Sid, Option<GuestSessionId>>,
+    /// Sockets per guest session in this room.
+    guests: HashMap<GuestSessionId, u32>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: HashMap<Slug, Room>,
+    /// Connected sockets per guest session (all rooms), for the per-session cap.
+    session_sockets: HashMap<GuestSessionId, usize>,
+}
+
+/// Shared presence table. Critical sections are a few hash operations; a `std` mutex is right.
+#[derive(Default)]
+pub struct Presence {
+    inner: Mutex<Inner>,
+}
+
+/// What a join or leave did to a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Distinct guests in the room afterwards.
+    pub guest_count: usize,
+    /// False when the socket already was (for a join) or was not (for a leave) a member.
+    pub changed: bool,
+}
+
+impl Presence {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `sid` (a guest of `guest`, or not a guest) to the room of `slug`.
+    pub fn join(&self, slug: &Slug, sid: Sid, guest: Option<&GuestSessionId>) -> Change {
+        let mut inner = self.lock();
+        let room = inner.rooms.entry(slug.clone()).or_default();
+        let changed = match room.sockets.entry(sid) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(guest.cloned());
+                if let Some(g) = guest {
+                    *room.guests.entry(g.clone()).or_insert(0) += 1;
+                }
+                true
+            }
+        };
+        Change { guest_count: room.guests.len(), changed }
+    }
+
+    /// Removes `sid` from the room of `slug`.
+    pub fn leave(&self, slug: &Slug, sid: Sid) -> Change {
+        let mut inner = self.lock();
+        let Some(room) = inner.rooms.get_mut(slug) else {
+            return Change { guest_count: 0, changed: false };
+        };
+        let changed = match room.sockets.remove(&sid) {
+            None => false,
+            Some(None) => true,
+            Some(Some(g)) => {
+                if let Entry::Occupied(mut e) = room.guests.entry(g) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+                true
+            }
+        };
+        let guest_count = room.guests.len();
+        if room.sockets.is_empty() {
+            inner.rooms.remove(slug);
+        }
+        Change { guest_count, changed }
+    }
+
+    /// Distinct guests in a room now.
+    pub fn guest_count(&self, slug: &Slug) -> usize {
+        self.lock().rooms.get(slug).map(|r| r.guests.len()).unwrap_or(0)
+    }
+
+    /// Whether a room has anyone in it.
+    pub fn is_live(&self, slug: &Slug) -> bool {
+        self.lock().rooms.contains_key(slug)
+    }
+
+    /// Live rooms and their distinct guests.
+    pub fn live_rooms(&self) -> Vec<(Slug, usize)> {
+        self.lock().rooms.iter().map(|(s, r)| (s.clone(), r.guests.len())).collect()
+    }
+
+    /// Distinct guests online over all rooms (a guest in two rooms counts twice).
+    pub fn guests_online(&self) -> usize {
+        self.lock().rooms.values().map(|r| r.guests.len()).sum()
+    }
+
+    /// Counts a new socket of `session`, unless it already has `max`.
+    pub fn add_session_socket(&self, session: &GuestSessionId, max: usize) -> bool {
+        let mut inner = self.lock();
+        let n = inner.session_sockets.entry(session.clone()).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                inner.session_sockets.remove(session);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Forgets one socket of `session`.
+    pub fn remove_session_socket(&self, session: &GuestSessionId) {
+        let mut inner = self.lock();
+        if let Entry::Occupied(mut e) = inner.session_sockets.entry(session.clone()) {
+            *e.get_mut() = e.get().saturating_sub(1);
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    /// Sizes of the internal tables: (rooms, room memberships, sessions with sockets).
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        let inner = self.lock();
+        (inner.rooms.len(), inner.rooms.values().map(|r| r.sockets.len()).sum(), inner.session_sockets.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_distinct_guests_and_shrinks() {
+        let p = Presence::default();
+        let s = Slug::parse("w").unwrap();
+        let g1 = GuestSessionId::parse("g1").unwrap();
+        let g2 = GuestSessionId::parse("g2").unwrap();
+        let (a, b, c, d) = (Sid::new(), Sid::new(), Sid::new(), Sid::new());
+        assert_eq!(p.join(&s, a, Some(&g1)).guest_count, 1);
+        assert_eq!(p.join(&s, b, Some(&g1)).guest_count, 1);
+        assert_eq!(p.join(&s, c, Some(&g2)).guest_count, 2);
+        assert_eq!(p.join(&s, d, None).guest_count, 2);
+        assert!(!p.join(&s, d, None).changed);
+        assert_eq!(p.leave(&s, a).guest_count, 2);
+        assert_eq!(p.leave(&s, b).guest_count, 1);
+        assert!(!p.leave(&s, b).changed);
+        p.leave(&s, c);
+        assert!(p.is_live(&s));
+        p.leave(&s, d);
+        assert!(!p.is_live(&s));
+        assert_eq!(p.table_sizes(), (0, 0, 0));
+    }
+
+    #[test]
+    fn session_socket_cap() {
+        let p = Presence::default();
+        let g = GuestSessionId::parse("g").unwrap();
+        assert!(p.add_session_socket(&g, 2));
+        assert!(p.add_session_socket(&g, 2));
+        assert!(!p.add_session_socket(&g, 2));
+        p.remove_session_socket(&g);
+        assert!(p.add_session_socket(&g, 2));
+        p.remove_session_socket(&g);
+        p.remove_session_socket(&g);
+        assert_eq!(p.table_sizes().2, 0);
+    }
+}

@@ -1,0 +1,126 @@
+//! The accept loop: one hyper 1 server for warp routes and Socket.IO, on one port.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use ipnet::IpNet;
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
+
+use crate::state::App;
+
+/// The TCP peer of a request and the client address derived from it, in request extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr {
+    pub peer: SocketAddr,
+    pub client_ip: IpAddr,
+}
+
+/// The client IP: the TCP peer, or — when the peer is a trusted proxy — the right-most address
+/// of `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(&canonical(*ip)));
+    if !is_trusted(&peer) {
+        return canonical(peer);
+    }
+    let Some(header) = forwarded else { return canonical(peer) };
+    let mut last = canonical(peer);
+    for part in header.rsplit(',') {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                last = canonical(ip);
+                if !is_trusted(&last) {
+                    return last;
+                }
+            }
+            Err(_) => return last,
+        }
+    }
+    last
+}
+
+/// IPv4-mapped IPv6 addresses are the IPv4 client they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Builds the Socket.IO layer with the configured protocol limits.
+fn socket_io(app: &App) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
+    let l = &app.config.limits;
+    SocketIo::builder()
+        .with_state(app.clone())
+        .ping_interval(l.ping_interval)
+        .ping_timeout(l.ping_timeout)
+        .connect_timeout(l.connect_timeout)
+        .max_payload(l.max_payload_bytes)
+        .max_buffer_size(l.outgoing_queue)
+        .build_layer()
+}
+
+/// Serves until shutdown fires; then disconnects every socket and returns.
+pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
+    let (layer, io) = socket_io(&app);
+    crate::socket::register(&io);
+    app.set_io(io.clone());
+    let svc = ServiceBuilder::new().layer(layer).service(warp::service(crate::http::routes(app.clone())));
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Running out of file descriptors must not end the server: wait and retry.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = app.shutdown.wait() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = svc.clone();
+        let trusted = app.config.trusted_proxies.clone();
+        let shutdown = app.shutdown.clone();
+        tokio::spawn(async move {
+            let hyper_svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                let forwarded = req.headers().get("x-forwarded-for").and_then(|h| h.to_str().ok());
+                let client_ip = client_ip(peer.ip(), forwarded, &trusted);
+                req.extensions_mut().insert(PeerAddr { peer, client_ip });
+                let mut svc = svc.clone();
+                async move { svc.call(req).await }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), hyper_svc).with_upgrades();
+            tokio::select! {
+                res = conn => if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") },
+                _ = shutdown.wait() => {}
+            }
+        });
+    }
+    tracing::info!("disconnecting clients");
+    let _ = tokio::time::timeout(Duration::from_secs(3), io.close()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        assert_eq!(client_ip(ip("127.0.0.1"), Some("1.2.3.4"), &trusted), ip("1.2.3.4"));
+        assert_eq!(client_ip(ip("127.0.0.1"), Some("6.6.6.6, 1.2.3.4, 127.0.0.5"), &trusted), ip("1.2.3.4"));
+        assert_eq!(client_ip(ip("127.0.0.1"), Some("garbage"), &trusted), ip("127.0.0.1"));
+        assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
+        assert_eq!(client_ip(ip("::ffff:10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+    }
+}

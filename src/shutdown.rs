@@ -1,0 +1,55 @@
+//! Shutdown as a broadcast signal: every long-lived task holds a [`Shutdown`] and stops when it
+//! fires. SIGTERM and SIGINT fire it.
+
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Shutdown {
+    tx: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { tx: watch::channel(false).0 }
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once shutdown has been triggered (at once if it already was).
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    /// Fires on SIGTERM or SIGINT.
+    pub fn on_signals(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                    tracing::error!("cannot install signal handlers");
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                    _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            me.trigger();
+        });
+    }
+}

@@ -1,0 +1,239 @@
+//! The Socket.IO side: the handshake (who is this?), and the one place that maps wire events to
+//! operations.
+
+pub mod ops;
+pub mod payload;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+
+use crate::auth::{Identity, bearer};
+use crate::clock::{iso_now, now_ms};
+use crate::error::{ConnectRefusal, WireError};
+use crate::server::PeerAddr;
+use crate::state::App;
+use crate::types::{EventStatus, GuestSessionId, LikerKey, Slug};
+use payload::ClientEvent;
+
+/// Per-socket context, stored in the socket's extensions by the handshake.
+pub struct Conn {
+    pub identity: Identity,
+    pub ip: Option<IpAddr>,
+    /// Event rooms this socket is in (the admin room is not tracked here).
+    pub rooms: Mutex<BTreeSet<Slug>>,
+}
+
+impl Conn {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeSet<Slug>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Registers the namespace with its handshake middleware.
+pub fn register(io: &SocketIo) {
+    io.ns("/", on_connect.with(authenticate));
+}
+
+fn auth_str<'a>(auth: &'a Value, key: &str) -> Option<&'a str> {
+    auth.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Decides who a new connection is, in the order of the contract: token, then guest session.
+fn identify(app: &App, auth: &Value, header_token: Option<&str>) -> Result<Identity, ConnectRefusal> {
+    let token = auth_str(auth, "token").or(header_token);
+    if let Some(identity) = token.and_then(|t| app.tokens.verify(t)) {
+        return Ok(identity);
+    }
+    // An invalid token falls through to guest credentials, as the Node server did.
+    let Some(raw_session) = auth_str(auth, "guestSessionId") else {
+        return Err(ConnectRefusal::AuthenticationRequired);
+    };
+    let raw_slug = auth_str(auth, "eventSlug").or_else(|| auth_str(auth, "eventId"));
+    let slug = raw_slug.and_then(Slug::parse).ok_or(ConnectRefusal::InvalidEvent)?;
+    let session = GuestSessionId::parse(raw_session).ok_or(ConnectRefusal::InvalidGuestSession)?;
+    if !app.config.guest_session_validation {
+        return Ok(Identity::Guest { session, slug });
+    }
+    let fail = |e| {
+        tracing::error!(error = %e, "storage error during handshake");
+        ConnectRefusal::AuthenticationFailed
+    };
+    let stored = app.store.session(&session).map_err(fail)?;
+    match stored {
+        Some(s) if s.event_slug == slug && s.expires_ms > now_ms() => {}
+        _ => return Err(ConnectRefusal::InvalidGuestSession),
+    }
+    match app.store.event(&slug).map_err(fail)? {
+        Some(e) if e.status != EventStatus::Archived => Ok(Identity::Guest { session, slug }),
+        _ => Err(ConnectRefusal::InvalidEvent),
+    }
+}
+
+/// Connect middleware: refuses with one of the contract's messages, or stores the [`Conn`].
+async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): State<App>) -> Result<(), ConnectRefusal> {
+    let auth = auth.unwrap_or(Value::Null);
+    let parts = s.req_parts();
+    let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    let ip = parts.extensions.get::<PeerAddr>().map(|p| p.client_ip);
+    let identity = match identify(&app, &auth, bearer(header)) {
+        Ok(id) => id,
+        Err(refusal) => {
+            tracing::info!(reason = refusal.reason(), ip = ?ip, "connection refused");
+            return Err(refusal);
+        }
+    };
+    if let Identity::Guest { session, .. } = &identity
+        && !app.presence.add_session_socket(session, app.config.limits.max_sockets_per_session)
+    {
+        tracing::info!(reason = "session_socket_cap", ip = ?ip, "connection refused");
+        return Err(ConnectRefusal::TooManyConnections);
+    }
+    s.extensions.insert(Arc::new(Conn { identity, ip, rooms: Mutex::new(BTreeSet::new()) }));
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, State(app): State<App>) {
+    app.sockets.fetch_add(1, Ordering::Relaxed);
+    s.on_fallback(dispatch);
+    s.on_disconnect(on_disconnect);
+}
+
+fn conn(s: &SocketRef) -> Option<Arc<Conn>> {
+    s.extensions.get::<Arc<Conn>>()
+}
+
+fn send_error(s: &SocketRef, event: &str, err: &WireError) {
+    let _ = s.emit("error", &err.payload(event));
+}
+
+/// Every client event arrives here: parse, then run.
+async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>) {
+    let Some(conn) = conn(&s) else { return };
+    let result = match payload::parse(&name, data.ok().as_ref()) {
+        Ok(ev) => run(&app, &s, &conn, &ev).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(reply) => {
+            let _ = ack.send(&reply);
+        }
+        Err(e) => {
+            let _ = ack.send(&serde_json::json!({ "ok": false, "error": e.to_string() }));
+            send_error(&s, &name, &e);
+        }
+    }
+}
+
+async fn run(app: &App, s: &SocketRef, conn: &Conn, ev: &ClientEvent) -> Result<Value, WireError> {
+    match ev {
+        ClientEvent::Join(slug) => join(app, s, conn, slug).await,
+        ClientEvent::Leave(slug) => {
+            leave(app, s, conn, slug).await;
+            Ok(serde_json::json!({ "ok": true }))
+        }
+        ClientEvent::AdminJoin => {
+            if !conn.identity.is_admin() {
+                return Err(WireError::AdminRequired);
+            }
+            s.join(ops::ADMIN_ROOM);
+            Ok(serde_json::json!({ "ok": true }))
+        }
+        other => ops::relay(app, &conn.identity, other).await.map(|r| r.ack),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PresencePayload<'a> {
+    guest_count: usize,
+    event_slug: &'a str,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot<'a> {
+    event_slug: &'a str,
+    guest_count: usize,
+    total_guests: u64,
+    peak_guests: u64,
+    likes: serde_json::Map<String, Value>,
+    liked_by_me: Vec<String>,
+    timestamp: String,
+}
+
+fn guest_of(identity: &Identity) -> Option<&GuestSessionId> {
+    match identity {
+        Identity::Guest { session, .. } => Some(session),
+        _ => None,
+    }
+}
+
+async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Value, WireError> {
+    if !ops::can_access(app, &conn.identity, slug)? {
+        return Err(WireError::AccessDenied);
+    }
+    let guest = guest_of(&conn.identity);
+    s.join(slug.room());
+    conn.rooms().insert(slug.clone());
+    let change = app.presence.join(slug, s.id, guest);
+    let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
+    let joined = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
+    ops::broadcast(app, &slug.room(), "guest:joined", &joined).await;
+
+    let max = app.config.snapshot_max_photos;
+    let likes = app
+        .store
+        .room_likes(slug, max)?
+        .into_iter()
+        .map(|(p, c)| (p.as_str().to_string(), Value::from(c)))
+        .collect();
+    let liked_by_me = app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
+    let snapshot = Snapshot {
+        event_slug: slug.as_str(),
+        guest_count: change.guest_count,
+        total_guests: record.total_guests,
+        peak_guests: record.peak_guests,
+        likes,
+        liked_by_me,
+        timestamp: iso_now(),
+    };
+    let _ = s.emit("event:snapshot", &snapshot);
+    Ok(serde_json::json!({ "ok": true, "guestCount": change.guest_count }))
+}
+
+/// Leaves one room and tells the room; a socket that was not in it changes nothing.
+async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
+    if !conn.rooms().remove(slug) {
+        return;
+    }
+    s.leave(slug.room());
+    let change = app.presence.leave(slug, s.id);
+    if let Err(e) = app.store.touch_room(slug) {
+        tracing::warn!(error = %e, "cannot record room access");
+    }
+    let left = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
+    ops::broadcast(app, &slug.room(), "guest:left", &left).await;
+}
+
+async fn on_disconnect(s: SocketRef, State(app): State<App>, reason: DisconnectReason) {
+    app.sockets.fetch_sub(1, Ordering::Relaxed);
+    let Some(conn) = conn(&s) else { return };
+    tracing::debug!(sid = %s.id, ?reason, "socket disconnected");
+    let rooms: Vec<Slug> = conn.rooms().iter().cloned().collect();
+    for slug in rooms {
+        leave(&app, &s, &conn, &slug).await;
+    }
+    if let Some(session) = guest_of(&conn.identity) {
+        app.presence.remove_session_socket(session);
+    }
+}

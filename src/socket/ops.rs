@@ -1,0 +1,185 @@
+//! Operations on state that both a socket and `POST /api/emit` can ask for: authorize, change
+//! state (durably, where the contract says so), then broadcast. Data flows one way:
+//! validated event → permission → store → room.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::auth::Identity;
+use crate::clock::iso_now;
+use crate::config::GuestComments;
+use crate::error::WireError;
+use crate::socket::payload::ClientEvent;
+use crate::state::App;
+use crate::store::StoreError;
+use crate::types::{PhotoId, Slug};
+
+/// The admin room.
+pub const ADMIN_ROOM: &str = "admin";
+
+/// May `who` see and act as a member of the event `slug`?
+pub fn can_access(app: &App, who: &Identity, slug: &Slug) -> Result<bool, StoreError> {
+    match who {
+        Identity::Admin { .. } => Ok(true),
+        Identity::Guest { slug: own, .. } => Ok(own == slug),
+        Identity::Owner { .. } => can_manage(app, who, slug),
+    }
+}
+
+/// May `who` act for the studio on `slug` (uploads, updates)? Admins, and the event's owner.
+pub fn can_manage(app: &App, who: &Identity, slug: &Slug) -> Result<bool, StoreError> {
+    match who {
+        Identity::Admin { .. } => Ok(true),
+        Identity::Guest { .. } => Ok(false),
+        Identity::Owner { user_id } => {
+            Ok(app.store.event(slug)?.is_some_and(|e| e.owner_id.as_deref() == Some(user_id.as_str())))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LikePayload<'a> {
+    photo_id: &'a str,
+    #[serde(rename = "likeCount")]
+    like_count: u64,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct CommentPayload<'a> {
+    photo_id: &'a str,
+    comment: &'a Value,
+    #[serde(rename = "eventSlug")]
+    event_slug: &'a str,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct ProgressPayload<'a> {
+    photo_id: &'a str,
+    progress: &'a Value,
+    filename: &'a str,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct CompletePayload<'a> {
+    photo: &'a Value,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct UpdatePayload<'a> {
+    updates: &'a Value,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct NotificationPayload<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: &'a Value,
+    timestamp: String,
+}
+
+/// What a relayed event did: who it went to, and an acknowledgement for the sender.
+#[derive(Debug)]
+pub struct Relayed {
+    pub recipients: usize,
+    pub ack: Value,
+}
+
+/// Emits `data` as `event` to `room`; returns how many sockets were in the room.
+pub async fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
+    let Some(io) = app.io() else { return 0 };
+    let recipients = io.to(room.to_string()).sockets().len();
+    if let Err(e) = io.to(room.to_string()).emit(event, data).await {
+        tracing::warn!(room, event, error = %e, "broadcast failed");
+    }
+    recipients
+}
+
+fn require_access(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {
+    if can_access(app, who, slug)? { Ok(()) } else { Err(WireError::AccessDenied) }
+}
+
+fn require_manage(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {
+    if can_manage(app, who, slug)? { Ok(()) } else { Err(WireError::AccessDenied) }
+}
+
+async fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
+    let payload = LikePayload { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
+    broadcast(app, &slug.room(), "photo:like", &payload).await
+}
+
+/// Runs one room or admin event (everything but joins and leaves).
+pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
+    let ack = |count: Option<u64>| match count {
+        Some(c) => serde_json::json!({"ok": true, "likeCount": c}),
+        None => serde_json::json!({"ok": true}),
+    };
+    match ev {
+        ClientEvent::Like { slug, photo, like_count } => {
+            require_access(app, who, slug)?;
+            if let (Identity::Admin { .. }, Some(count)) = (who, like_count) {
+                app.store.set_like_count(slug, photo, *count).await?;
+                let recipients = emit_like(app, slug, photo, *count).await;
+                return Ok(Relayed { recipients, ack: ack(Some(*count)) });
+            }
+            let out = app.store.like(slug, photo, &who.liker()).await?;
+            let recipients = if out.changed { emit_like(app, slug, photo, out.count).await } else { 0 };
+            Ok(Relayed { recipients, ack: ack(Some(out.count)) })
+        }
+        ClientEvent::Unlike { slug, photo } => {
+            require_access(app, who, slug)?;
+            let out = app.store.unlike(slug, photo, &who.liker()).await?;
+            let recipients = if out.changed { emit_like(app, slug, photo, out.count).await } else { 0 };
+            Ok(Relayed { recipients, ack: ack(Some(out.count)) })
+        }
+        ClientEvent::Comment { slug, photo, comment } => {
+            require_access(app, who, slug)?;
+            let mode = if who.is_admin() { GuestComments::Broadcast } else { app.config.guest_comments };
+            let payload = CommentPayload { photo_id: photo.as_str(), comment, event_slug: slug.as_str(), timestamp: iso_now() };
+            let recipients = match mode {
+                GuestComments::Off => return Err(WireError::CommentsOff),
+                GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, "photo:comment", &payload).await,
+                GuestComments::Broadcast => broadcast(app, &slug.room(), "photo:comment", &payload).await,
+            };
+            Ok(Relayed { recipients, ack: ack(None) })
+        }
+        ClientEvent::UploadProgress { slug, photo, progress, filename } => {
+            require_manage(app, who, slug)?;
+            let payload = ProgressPayload { photo_id: photo.as_str(), progress, filename, timestamp: iso_now() };
+            let recipients = broadcast(app, &slug.room(), "photo:upload:progress", &payload).await;
+            Ok(Relayed { recipients, ack: ack(None) })
+        }
+        ClientEvent::UploadComplete { slug, photo } => {
+            require_manage(app, who, slug)?;
+            let payload = CompletePayload { photo, timestamp: iso_now() };
+            let recipients = broadcast(app, &slug.room(), "photo:upload:complete", &payload).await;
+            Ok(Relayed { recipients, ack: ack(None) })
+        }
+        ClientEvent::EventUpdate { slug, updates } => {
+            require_manage(app, who, slug)?;
+            let payload = UpdatePayload { updates, timestamp: iso_now() };
+            let recipients = broadcast(app, &slug.room(), "event:update", &payload).await;
+            Ok(Relayed { recipients, ack: ack(None) })
+        }
+        ClientEvent::AdminNotification { kind, data } => {
+            if !who.is_admin() {
+                return Err(WireError::AdminRequired);
+            }
+            let payload = NotificationPayload { kind, data, timestamp: iso_now() };
+            let recipients = broadcast(app, ADMIN_ROOM, "admin:notification", &payload).await;
+            Ok(Relayed { recipients, ack: ack(None) })
+        }
+        ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => Err(WireError::InvalidPayload),
+    }
+}
+
+/// Sends a system notification to the admin room (breaker changes, and the like).
+pub async fn system_notice(app: &App, message: &str) {
+    let data = serde_json::json!({ "message": message });
+    let payload = NotificationPayload { kind: "system", data: &data, timestamp: iso_now() };
+    broadcast(app, ADMIN_ROOM, "admin:notification", &payload).await;
+}

@@ -1,0 +1,65 @@
+//! The shared application handle: cheap to clone, passed to every socket handler and HTTP route.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use socketioxide::SocketIo;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::presence::Presence;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub presence: Presence,
+    pub tokens: Tokens,
+    pub shutdown: Shutdown,
+    pub started: Instant,
+    /// Sockets connected to the namespace now.
+    pub sockets: AtomicUsize,
+    io: OnceLock<SocketIo>,
+}
+
+/// Handle to [`Shared`].
+#[derive(Clone)]
+pub struct App(Arc<Shared>);
+
+impl Deref for App {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(config: Config, store: Store, tokens: Tokens, shutdown: Shutdown) -> App {
+        App(Arc::new(Shared {
+            config,
+            store,
+            presence: Presence::default(),
+            tokens,
+            shutdown,
+            started: Instant::now(),
+            sockets: AtomicUsize::new(0),
+            io: OnceLock::new(),
+        }))
+    }
+
+    /// Set once, when the Socket.IO layer is built (it needs this handle as its state first).
+    pub fn set_io(&self, io: SocketIo) {
+        let _ = self.0.io.set(io);
+    }
+
+    pub fn io(&self) -> Option<&SocketIo> {
+        self.0.io.get()
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.sockets.load(Ordering::Relaxed)
+    }
+}

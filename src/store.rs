@@ -1,0 +1,534 @@
+//! Storage in sled. This module alone knows the trees, the key layouts and the value encoding.
+//!
+//! Values are serde structs encoded with bincode 2 behind a one-byte format version, so a later
+//! release can recognise (and convert) what an older one wrote, and refuse what a newer one wrote.
+//! Changes that the durability contract covers (likes, like counts, events, sessions, admin users)
+//! return only after a group commit made them durable; room totals and access times ride along
+//! with the next flush (sled also flushes on its own every 500 ms).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::clock::now_ms;
+use crate::commit::{CommitError, Committer};
+use crate::types::{AccessCode, EventStatus, GuestSessionId, LikerKey, PhotoId, Slug};
+
+/// Format of every stored value and of the database as a whole.
+pub const FORMAT_VERSION: u8 = 1;
+const FORMAT_KEY: &[u8] = b"format_version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the data directory {0} is in use by another hafi-realtime process")]
+    Locked(String),
+    #[error("the data directory was written by a newer hafi-realtime (format {found}, this build reads up to {FORMAT_VERSION})")]
+    TooNew { found: u8 },
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+/// Per-room counters that outlive presence.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RoomRecord {
+    pub total_guests: u64,
+    pub peak_guests: u64,
+    pub last_access_ms: i64,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+struct PhotoLikes {
+    count: u64,
+    updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    pub slug: Slug,
+    pub name: Option<String>,
+    pub status: EventStatus,
+    pub owner_id: Option<String>,
+    pub access_code: Option<AccessCode>,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GuestSession {
+    pub id: GuestSessionId,
+    pub event_slug: Slug,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// What a like or unlike did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LikeOutcome {
+    pub changed: bool,
+    pub count: u64,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    // Encoding plain structs into a Vec cannot fail.
+    if let Ok(bytes) = bincode::serde::encode_to_vec(v, bincode::config::standard()) {
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => bincode::serde::decode_from_slice(rest, bincode::config::standard())
+            .map(|(v, _)| v)
+            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        Some((&v, _)) if v > FORMAT_VERSION => Err(StoreError::TooNew { found: v }),
+        _ => Err(StoreError::Corrupt("unknown format version".into())),
+    }
+}
+
+fn key2(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn key3(a: &str, b: &str, c: &str) -> Vec<u8> {
+    let mut k = key2(a, b);
+    k.push(0);
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
+fn prefix(a: &str) -> Vec<u8> {
+    let mut k = a.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The part of a key after its `n`-th separator.
+fn key_part(key: &[u8], n: usize) -> Option<String> {
+    key.split(|&b| b == 0).nth(n).and_then(|p| std::str::from_utf8(p).ok()).map(str::to_string)
+}
+
+struct Trees {
+    db: sled::Db,
+    /// slug → RoomRecord
+    rooms: sled::Tree,
+    /// slug \0 guest → () : every guest that ever joined (for `totalGuests`)
+    room_guests: sled::Tree,
+    /// slug \0 photo → PhotoLikes
+    counts: sled::Tree,
+    /// slug \0 photo \0 liker → ()
+    likers: sled::Tree,
+    /// slug \0 liker \0 photo → () : the same facts, indexed for `likedByMe`
+    liked_by: sled::Tree,
+    /// slug → EventRecord
+    events: sled::Tree,
+    /// session id → GuestSession
+    sessions: sled::Tree,
+    /// slug \0 session id → () : sessions of an event, to delete them with it
+    sessions_by_event: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// Cheap-to-clone handle to the database.
+#[derive(Clone)]
+pub struct Store {
+    t: Arc<Trees>,
+    /// Serialises like/unlike/set-count so "is it liked" and "the count" change together.
+    likes_lock: Arc<Mutex<()>>,
+    commit: Committer,
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir`. Must run inside a tokio runtime.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                other => StoreError::Sled(other),
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(FORMAT_KEY)? {
+            Some(v) if v.first().copied().unwrap_or(0) > FORMAT_VERSION => {
+                return Err(StoreError::TooNew { found: v[0] });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(FORMAT_KEY, &[FORMAT_VERSION])?;
+            }
+        }
+        let t = Trees {
+            rooms: db.open_tree("rooms")?,
+            room_guests: db.open_tree("room_guests")?,
+            counts: db.open_tree("like_counts")?,
+            likers: db.open_tree("likers")?,
+            liked_by: db.open_tree("liked_by")?,
+            events: db.open_tree("events")?,
+            sessions: db.open_tree("guest_sessions")?,
+            sessions_by_event: db.open_tree("guest_sessions_by_event")?,
+            meta,
+            db: db.clone(),
+        };
+        let commit = Committer::start(Arc::new(db));
+        Ok(Store { t: Arc::new(t), likes_lock: Arc::new(Mutex::new(())), commit })
+    }
+
+    /// Waits until every change made so far is on disk.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        Ok(self.commit.durable().await?)
+    }
+
+    pub fn committer(&self) -> &Committer {
+        &self.commit
+    }
+
+    /// Flushes synchronously (shutdown, CLI commands).
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        self.t.db.flush()?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+        tree.get(key)?.map(|v| decode(&v)).transpose()
+    }
+
+    // ---- likes -------------------------------------------------------------------------------
+
+    fn likes_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while holding the lock leaves sled consistent (each op is atomic); keep going.
+        self.likes_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
+        let rec = PhotoLikes { count, updated_ms: now_ms() };
+        self.t.counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
+        Ok(())
+    }
+
+    fn read_count(&self, slug: &Slug, photo: &PhotoId) -> Result<u64, StoreError> {
+        Ok(Self::get::<PhotoLikes>(&self.t.counts, &key2(slug.as_str(), photo.as_str()))?.map(|p| p.count).unwrap_or(0))
+    }
+
+    /// Records `liker`'s like of `photo`; durable when it returns `changed`.
+    pub async fn like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
+        let outcome = {
+            let _g = self.likes_guard();
+            let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
+            if self.t.likers.contains_key(&k)? {
+                LikeOutcome { changed: false, count: self.read_count(slug, photo)? }
+            } else {
+                let count = self.read_count(slug, photo)?.saturating_add(1);
+                self.t.likers.insert(k, &[])?;
+                self.t.liked_by.insert(key3(slug.as_str(), liker.as_str(), photo.as_str()), &[])?;
+                self.write_count(slug, photo, count)?;
+                LikeOutcome { changed: true, count }
+            }
+        };
+        if outcome.changed {
+            self.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Removes `liker`'s like of `photo` if present; durable when it returns `changed`.
+    pub async fn unlike(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
+        let outcome = {
+            let _g = self.likes_guard();
+            let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
+            if self.t.likers.remove(&k)?.is_some() {
+                self.t.liked_by.remove(key3(slug.as_str(), liker.as_str(), photo.as_str()))?;
+                let count = self.read_count(slug, photo)?.saturating_sub(1);
+                self.write_count(slug, photo, count)?;
+                LikeOutcome { changed: true, count }
+            } else {
+                LikeOutcome { changed: false, count: self.read_count(slug, photo)? }
+            }
+        };
+        if outcome.changed {
+            self.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Stores `count` as the truth (the web app's database is the source); durable on return.
+    pub async fn set_like_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
+        {
+            let _g = self.likes_guard();
+            self.write_count(slug, photo, count)?;
+        }
+        self.durable().await
+    }
+
+    /// Like counts of a room, most recently changed first, at most `limit`.
+    pub fn room_likes(&self, slug: &Slug, limit: usize) -> Result<Vec<(PhotoId, u64)>, StoreError> {
+        let mut all: Vec<(i64, PhotoId, u64)> = Vec::new();
+        for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
+            let (k, v) = item?;
+            let rec: PhotoLikes = decode(&v)?;
+            if let Some(photo) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
+                all.push((rec.updated_ms, photo, rec.count));
+            }
+        }
+        all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        all.truncate(limit);
+        Ok(all.into_iter().map(|(_, p, c)| (p, c)).collect())
+    }
+
+    /// Sum of the like counts of a room.
+    pub fn room_like_total(&self, slug: &Slug) -> Result<u64, StoreError> {
+        let mut sum = 0u64;
+        for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
+            let (_, v) = item?;
+            sum = sum.saturating_add(decode::<PhotoLikes>(&v)?.count);
+        }
+        Ok(sum)
+    }
+
+    /// Photos of a room that `liker` likes, at most `limit`.
+    pub fn liked_by(&self, slug: &Slug, liker: &LikerKey, limit: usize) -> Result<Vec<PhotoId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t.liked_by.scan_prefix(key2(slug.as_str(), liker.as_str()).into_iter().chain([0]).collect::<Vec<u8>>()) {
+            let (k, _) = item?;
+            if let Some(p) = key_part(&k, 2).and_then(|p| PhotoId::parse(&p)) {
+                out.push(p);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- rooms -------------------------------------------------------------------------------
+
+    /// Notes a join: counts `guest` towards the room's total if it is new, raises the peak to
+    /// `concurrent`, and touches the access time. Not awaited for durability (may lag ≤ 1 s).
+    pub fn record_join(&self, slug: &Slug, guest: Option<&LikerKey>, concurrent: u64) -> Result<RoomRecord, StoreError> {
+        let is_new_guest = match guest {
+            Some(g) => self.t.room_guests.insert(key2(slug.as_str(), g.as_str()), &[])?.is_none(),
+            None => false,
+        };
+        self.update_room(slug, |r| {
+            if is_new_guest {
+                r.total_guests = r.total_guests.saturating_add(1);
+            }
+            r.peak_guests = r.peak_guests.max(concurrent);
+        })
+    }
+
+    /// Touches the access time of a room (activity).
+    pub fn touch_room(&self, slug: &Slug) -> Result<RoomRecord, StoreError> {
+        self.update_room(slug, |_| {})
+    }
+
+    fn update_room(&self, slug: &Slug, f: impl Fn(&mut RoomRecord)) -> Result<RoomRecord, StoreError> {
+        let now = now_ms();
+        let mut result = RoomRecord::default();
+        let mut decode_err = None;
+        self.t.rooms.update_and_fetch(slug.as_str().as_bytes(), |old| {
+            let mut r = match old.map(decode::<RoomRecord>) {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    decode_err = Some(e);
+                    RoomRecord { created_ms: now, ..Default::default() }
+                }
+                None => RoomRecord { created_ms: now, ..Default::default() },
+            };
+            f(&mut r);
+            r.last_access_ms = now;
+            result = r.clone();
+            Some(encode(&r))
+        })?;
+        if let Some(e) = decode_err {
+            tracing::warn!(room = %slug, error = %e, "room record was unreadable and has been reset");
+        }
+        Ok(result)
+    }
+
+    pub fn room(&self, slug: &Slug) -> Result<Option<RoomRecord>, StoreError> {
+        Self::get(&self.t.rooms, slug.as_str().as_bytes())
+    }
+
+    /// Every room that has a record.
+    pub fn rooms(&self) -> Result<Vec<(Slug, RoomRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t.rooms.iter() {
+            let (k, v) = item?;
+            if let Some(slug) = std::str::from_utf8(&k).ok().and_then(Slug::parse) {
+                out.push((slug, decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- events ------------------------------------------------------------------------------
+
+    pub fn event(&self, slug: &Slug) -> Result<Option<EventRecord>, StoreError> {
+        Self::get(&self.t.events, slug.as_str().as_bytes())
+    }
+
+    pub fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        self.t.events.iter().map(|item| decode(&item?.1)).collect()
+    }
+
+    /// Creates an event; `Ok(false)` when the slug is taken. Durable on `Ok(true)`.
+    pub async fn create_event(&self, rec: &EventRecord) -> Result<bool, StoreError> {
+        let created = self
+            .t
+            .events
+            .compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?
+            .is_ok();
+        if created {
+            self.durable().await?;
+        }
+        Ok(created)
+    }
+
+    /// Writes an event record whole; durable on return.
+    pub async fn put_event(&self, rec: &EventRecord) -> Result<(), StoreError> {
+        self.t.events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
+        self.durable().await
+    }
+
+    /// Deletes an event and its guest sessions; `Ok(false)` if there was none. Durable on return.
+    pub async fn delete_event(&self, slug: &Slug) -> Result<bool, StoreError> {
+        let existed = self.t.events.remove(slug.as_str().as_bytes())?.is_some();
+        for item in self.t.sessions_by_event.scan_prefix(prefix(slug.as_str())) {
+            let (k, _) = item?;
+            if let Some(id) = key_part(&k, 1) {
+                self.t.sessions.remove(id.as_bytes())?;
+            }
+            self.t.sessions_by_event.remove(k)?;
+        }
+        self.durable().await?;
+        Ok(existed)
+    }
+
+    // ---- guest sessions ----------------------------------------------------------------------
+
+    pub fn session(&self, id: &GuestSessionId) -> Result<Option<GuestSession>, StoreError> {
+        Self::get(&self.t.sessions, id.as_str().as_bytes())
+    }
+
+    /// Stores a guest session; durable on return.
+    pub async fn put_session(&self, s: &GuestSession) -> Result<(), StoreError> {
+        if let Some(old) = self.session(&s.id)? {
+            self.t.sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
+        }
+        self.t.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
+        self.t.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
+        self.durable().await
+    }
+
+    /// Number of stored guest sessions.
+    pub fn session_count(&self) -> usize {
+        self.t.sessions.len()
+    }
+
+    /// Number of trees' worth of format metadata; used by `check`.
+    pub fn format_version(&self) -> Result<u8, StoreError> {
+        Ok(self.t.meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied()).unwrap_or(FORMAT_VERSION))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug(s: &str) -> Slug {
+        Slug::parse(s).unwrap()
+    }
+    fn photo(s: &str) -> PhotoId {
+        PhotoId::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn likes_are_idempotent_per_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(dir.path()).unwrap();
+        let (s, p) = (slug("w"), photo("p1"));
+        let a = LikerKey::from_stored("a".into());
+        let b = LikerKey::from_stored("b".into());
+        assert_eq!(st.like(&s, &p, &a).await.unwrap(), LikeOutcome { changed: true, count: 1 });
+        assert_eq!(st.like(&s, &p, &a).await.unwrap(), LikeOutcome { changed: false, count: 1 });
+        assert_eq!(st.like(&s, &p, &b).await.unwrap(), LikeOutcome { changed: true, count: 2 });
+        assert_eq!(st.unlike(&s, &p, &a).await.unwrap(), LikeOutcome { changed: true, count: 1 });
+        assert_eq!(st.unlike(&s, &p, &a).await.unwrap(), LikeOutcome { changed: false, count: 1 });
+        assert_eq!(st.liked_by(&s, &b, 10).unwrap(), vec![p.clone()]);
+        assert!(st.liked_by(&s, &a, 10).unwrap().is_empty());
+        st.set_like_count(&s, &p, 40).await.unwrap();
+        assert_eq!(st.room_likes(&s, 10).unwrap(), vec![(p.clone(), 40)]);
+        assert_eq!(st.room_like_total(&s).unwrap(), 40);
+    }
+
+    #[tokio::test]
+    async fn keys_do_not_bleed_between_rooms_with_shared_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(dir.path()).unwrap();
+        let a = LikerKey::from_stored("g".into());
+        st.like(&slug("ab"), &photo("1"), &a).await.unwrap();
+        st.like(&slug("a"), &photo("b"), &a).await.unwrap();
+        assert_eq!(st.room_likes(&slug("a"), 10).unwrap().len(), 1);
+        assert_eq!(st.liked_by(&slug("a"), &a, 10).unwrap(), vec![photo("b")]);
+    }
+
+    #[tokio::test]
+    async fn snapshot_order_is_most_recent_first_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(dir.path()).unwrap();
+        let s = slug("w");
+        for i in 0..5 {
+            st.set_like_count(&s, &photo(&format!("p{i}")), i).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        let got = st.room_likes(&s, 2).unwrap();
+        assert_eq!(got, vec![(photo("p4"), 4), (photo("p3"), 3)]);
+    }
+
+    #[tokio::test]
+    async fn room_totals_count_distinct_guests() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(dir.path()).unwrap();
+        let s = slug("w");
+        let g1 = LikerKey::from_stored("g1".into());
+        st.record_join(&s, Some(&g1), 1).unwrap();
+        st.record_join(&s, Some(&g1), 1).unwrap();
+        let r = st.record_join(&s, Some(&LikerKey::from_stored("g2".into())), 2).unwrap();
+        assert_eq!((r.total_guests, r.peak_guests), (2, 2));
+        let r = st.record_join(&s, None, 1).unwrap();
+        assert_eq!((r.total_guests, r.peak_guests), (2, 2));
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        assert!(matches!(decode::<RoomRecord>(&[FORMAT_VERSION + 1, 0]), Err(StoreError::TooNew { .. })));
+        assert!(matches!(decode::<RoomRecord>(&[]), Err(StoreError::Corrupt(_))));
+    }
+
+    #[tokio::test]
+    async fn second_open_of_same_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("second open succeeded"),
+        }
+    }
+}
