@@ -92,8 +92,48 @@ fn auth_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection> 
     warp::header::optional::<String>("authorization")
 }
 
+/// A request body is larger than `max_http_body_bytes`.
+#[derive(Debug)]
+struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
+
+/// The request body, at most `limit` bytes: refused up front by `Content-Length`, and cut off
+/// while reading when the length is not announced (chunked), so no body can fill memory.
 fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(limit).and(warp::body::bytes())
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |len: Option<u64>, stream| read_limited(len, stream, limit))
+}
+
+async fn read_limited<S, B>(len: Option<u64>, stream: S, limit: u64) -> Result<Bytes, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures_util::StreamExt;
+    let mut stream = Box::pin(stream);
+    if let Some(n) = len.filter(|n| *n > limit) {
+        // Read a moderately oversized body to its end before refusing, so the client is not
+        // reset mid-send and actually sees the 413; a huge one is refused at once.
+        if n <= limit.saturating_mul(16) {
+            while let Some(Ok(_)) = stream.next().await {}
+        }
+        return Err(warp::reject::custom(BodyTooLarge));
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|_| warp::reject::custom(BodyTooLarge))?;
+        if out.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(warp::reject::custom(BodyTooLarge));
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            let n = piece.len();
+            out.extend_from_slice(piece);
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
 }
 
 #[derive(Serialize)]
@@ -191,7 +231,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 async fn recover(r: Rejection) -> Result<Response, Infallible> {
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found")
-    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+    } else if r.find::<BodyTooLarge>().is_some() || r.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
     } else if r.find::<warp::reject::LengthRequired>().is_some() {
         (StatusCode::LENGTH_REQUIRED, "Content-Length required")

@@ -25,11 +25,25 @@ use crate::types::{EventStatus, GuestSessionId, LikerKey, Slug};
 use payload::ClientEvent;
 
 /// Per-socket context, stored in the socket's extensions by the handshake.
+///
+/// It lives exactly as long as the socket, so its `Drop` releases what the socket holds (the
+/// connection count, the guest session's socket slot) even when the socket goes away on a path
+/// where no disconnect handler runs.
 pub struct Conn {
     pub identity: Identity,
     pub ip: Option<IpAddr>,
     /// Event rooms this socket is in (the admin room is not tracked here).
     pub rooms: Mutex<BTreeSet<Slug>>,
+    app: App,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.app.sockets.fetch_sub(1, Ordering::Relaxed);
+        if let Some(session) = guest_of(&self.identity) {
+            self.app.presence.remove_session_socket(session);
+        }
+    }
 }
 
 impl Conn {
@@ -97,14 +111,18 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
         tracing::info!(reason = "session_socket_cap", ip = ?ip, "connection refused");
         return Err(ConnectRefusal::TooManyConnections);
     }
-    s.extensions.insert(Arc::new(Conn { identity, ip, rooms: Mutex::new(BTreeSet::new()) }));
+    app.sockets.fetch_add(1, Ordering::Relaxed);
+    s.extensions.insert(Arc::new(Conn { identity, ip, rooms: Mutex::new(BTreeSet::new()), app: app.clone() }));
+    // Handlers are registered here, before the CONNECT reply goes out: socketioxide spawns the
+    // connect handler only after sending it, and a client that emits at once (socket.io-client
+    // flushes its buffer on connect) would otherwise race an empty handler table.
+    s.on_fallback(dispatch);
+    s.on_disconnect(on_disconnect);
     Ok(())
 }
 
-async fn on_connect(s: SocketRef, State(app): State<App>) {
-    app.sockets.fetch_add(1, Ordering::Relaxed);
-    s.on_fallback(dispatch);
-    s.on_disconnect(on_disconnect);
+async fn on_connect(s: SocketRef) {
+    tracing::debug!(sid = %s.id, "socket connected");
 }
 
 fn conn(s: &SocketRef) -> Option<Arc<Conn>> {
@@ -226,14 +244,10 @@ async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
 }
 
 async fn on_disconnect(s: SocketRef, State(app): State<App>, reason: DisconnectReason) {
-    app.sockets.fetch_sub(1, Ordering::Relaxed);
     let Some(conn) = conn(&s) else { return };
     tracing::debug!(sid = %s.id, ?reason, "socket disconnected");
     let rooms: Vec<Slug> = conn.rooms().iter().cloned().collect();
     for slug in rooms {
         leave(&app, &s, &conn, &slug).await;
-    }
-    if let Some(session) = guest_of(&conn.identity) {
-        app.presence.remove_session_socket(session);
     }
 }

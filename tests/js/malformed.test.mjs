@@ -192,24 +192,30 @@ test('after the barrage the server still answers and no state changed', T, async
   }
 });
 
-test('a message over maxPayload (100 KB) closes only that connection', T, async () => {
-  const big = await connectGuest(server, (await createGuestSession(server, slug)).guestSessionId, slug, 'websocket');
-  await join(big, slug);
-  clearInbox(watcher);
-  const gone = waitDisconnect(big, 5000);
-  big.emit('photo:comment', { eventSlug: slug, photo_id: 'huge', comment: 'h'.repeat(150_000) });
-  await gone;
-  await expectNone(watcher, 'photo:comment', 300);
-  // the watcher's connection is unaffected and the server still serves joins
-  assert.ok(watcher.connected);
-  const again = await connectGuest(server, (await createGuestSession(server, slug)).guestSessionId, slug, 'polling');
-  try {
-    const snap = await join(again, slug);
-    assert.equal(snap.eventSlug, slug);
-  } finally {
-    closeAll(again);
-  }
-});
+for (const mode of ['websocket', 'polling']) {
+  test(`a message over maxPayload (100 KB) closes only that connection (${mode})`, T, async () => {
+    const big = await connectGuest(server, (await createGuestSession(server, slug)).guestSessionId, slug, mode);
+    await join(big, slug);
+    clearInbox(watcher);
+    const gone = waitDisconnect(big, 5000);
+    big.emit('photo:comment', { eventSlug: slug, photo_id: 'huge', comment: 'h'.repeat(150_000) });
+    try {
+      await gone;
+    } finally {
+      closeAll(big);
+    }
+    await expectNone(watcher, 'photo:comment', 300);
+    // the watcher's connection is unaffected and the server still serves joins
+    assert.ok(watcher.connected);
+    const again = await connectGuest(server, (await createGuestSession(server, slug)).guestSessionId, slug, 'polling');
+    try {
+      const snap = await join(again, slug);
+      assert.equal(snap.eventSlug, slug);
+    } finally {
+      closeAll(again);
+    }
+  });
+}
 
 test('a guest sending admin:join with junk arguments gets Admin access required, not a crash', T, async () => {
   const g = await connectGuest(server, (await createGuestSession(server, slug)).guestSessionId, slug);

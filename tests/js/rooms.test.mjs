@@ -2,7 +2,7 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopServer, createEvent, createGuestSession, connect, connectGuest, connectToken,
+  startServer, stopServer, createEvent, createGuestSession, connect, connectGuest, connectToken, makeSocket,
   ownerToken, waitFor, expectNone, clearInbox, join, assertTimestamp, waitUpgrade,
   waitDisconnect, closeAll,
 } from './harness.mjs';
@@ -225,4 +225,31 @@ describe('distinct guest identities', () => {
       closeAll(watcher, leaver);
     }
   });
+});
+
+test('an event:join emitted inside the connect callback is never lost', T, async () => {
+  // Real clients join as soon as they are connected; the server must already listen then.
+  const { slug } = await createEvent(server);
+  const sessions = await Promise.all([1, 2, 3, 4].map(() => createGuestSession(server, slug)));
+  const sockets = [];
+  try {
+    for (let i = 0; i < 16; i++) {
+      const s = makeSocket(server, {
+        mode: i % 4 === 3 ? 'polling' : 'websocket',
+        auth: { guestSessionId: sessions[i % 4].guestSessionId, eventSlug: slug },
+      });
+      s.on('connect', () => s.emit('event:join', slug));
+      sockets.push(s);
+    }
+    for (const s of sockets) s.connect();
+    const results = await Promise.all(sockets.map((s, i) =>
+      waitFor(s, 'event:snapshot', () => true, 5000).then(() => null, () => `socket ${i} (${s.io.engine?.transport?.name}) got no snapshot`)));
+    const lost = results.filter(Boolean);
+    assert.deepEqual(lost, [], `${lost.length} of 16 early joins were lost: ${lost.join('; ')}`);
+    const last = await connectGuest(server, sessions[0].guestSessionId, slug);
+    sockets.push(last);
+    assert.equal((await join(last, slug)).guestCount, 4);
+  } finally {
+    closeAll(sockets);
+  }
 });
