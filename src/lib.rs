@@ -11,6 +11,8 @@ pub mod commit;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod limits;
+pub mod passwords;
 pub mod presence;
 pub mod server;
 pub mod shutdown;

@@ -60,6 +60,9 @@ fn socket_io(app: &App) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
         .ping_timeout(l.ping_timeout)
         .connect_timeout(l.connect_timeout)
         .max_payload(l.max_payload_bytes)
+        // Websocket frames have their own limit (64 MiB by default); hold them to the same one.
+        .ws_max_message_size(l.max_payload_bytes as usize)
+        .ws_max_frame_size(l.max_payload_bytes as usize)
         .max_buffer_size(l.outgoing_queue)
         .build_layer()
 }
@@ -70,6 +73,8 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     crate::socket::register(&io);
     app.set_io(io.clone());
     let svc = ServiceBuilder::new().layer(layer).service(warp::service(crate::http::routes(app.clone())));
+    // Connections close only after every socket was told to disconnect (see below).
+    let drain = crate::shutdown::Shutdown::default();
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -87,7 +92,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
         let trusted = app.config.trusted_proxies.clone();
-        let shutdown = app.shutdown.clone();
+        let shutdown = drain.clone();
         tokio::spawn(async move {
             let hyper_svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 let forwarded = req.headers().get("x-forwarded-for").and_then(|h| h.to_str().ok());
@@ -97,14 +102,35 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
                 async move { svc.call(req).await }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), hyper_svc).with_upgrades();
+            let mut conn = std::pin::pin!(conn);
             tokio::select! {
-                res = conn => if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") },
-                _ = shutdown.wait() => {}
+                res = conn.as_mut() => if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") },
+                _ = shutdown.wait() => {
+                    // Let in-flight responses finish (a polling client's pending poll carries its
+                    // disconnect packet), then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
+                }
             }
         });
     }
     tracing::info!("disconnecting clients");
-    let _ = tokio::time::timeout(Duration::from_secs(3), io.close()).await;
+    // A server-side disconnect first (clients see `io server disconnect` and do not reconnect
+    // into a dying process), then close the transports.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let _ = io.broadcast().disconnect().await;
+        // Give pending polls a moment to carry the disconnect packet out.
+        for _ in 0..20 {
+            if app.socket_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drain.trigger();
+        io.close().await;
+    })
+    .await;
     Ok(())
 }
 

@@ -66,6 +66,16 @@ pub struct GuestSession {
     pub expires_ms: i64,
 }
 
+/// A studio admin who can log in to the admin page and the HTTP API.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AdminUser {
+    pub username: String,
+    /// argon2id PHC string.
+    pub phc: String,
+    pub role: String,
+    pub created_ms: i64,
+}
+
 /// What a like or unlike did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LikeOutcome {
@@ -136,6 +146,8 @@ struct Trees {
     sessions: sled::Tree,
     /// slug \0 session id → () : sessions of an event, to delete them with it
     sessions_by_event: sled::Tree,
+    /// username → AdminUser
+    admins: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -182,6 +194,7 @@ impl Store {
             events: db.open_tree("events")?,
             sessions: db.open_tree("guest_sessions")?,
             sessions_by_event: db.open_tree("guest_sessions_by_event")?,
+            admins: db.open_tree("admin_users")?,
             meta,
             db: db.clone(),
         };
@@ -434,6 +447,29 @@ impl Store {
         self.t.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
         self.t.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
         self.durable().await
+    }
+
+    // ---- admin users -------------------------------------------------------------------------
+
+    pub fn admin(&self, username: &str) -> Result<Option<AdminUser>, StoreError> {
+        Self::get(&self.t.admins, username.as_bytes())
+    }
+
+    pub fn admins(&self) -> Result<Vec<AdminUser>, StoreError> {
+        self.t.admins.iter().map(|item| decode(&item?.1)).collect()
+    }
+
+    /// Creates or replaces an admin user; durable on return.
+    pub async fn put_admin(&self, user: &AdminUser) -> Result<(), StoreError> {
+        self.t.admins.insert(user.username.as_bytes(), encode(user))?;
+        self.durable().await
+    }
+
+    /// Removes an admin user; `Ok(false)` if there was none. Durable on return.
+    pub async fn remove_admin(&self, username: &str) -> Result<bool, StoreError> {
+        let existed = self.t.admins.remove(username.as_bytes())?.is_some();
+        self.durable().await?;
+        Ok(existed)
     }
 
     /// Number of stored guest sessions.

@@ -6,15 +6,17 @@ pub mod payload;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
-use socketioxide::handler::ConnectHandler;
-use socketioxide::socket::DisconnectReason;
+use socketioxide::handler::{ConnectHandler, FromMessageParts};
+use socketioxide::socket::{DisconnectReason, Socket};
+use tokio::sync::watch;
 
 use crate::auth::{Identity, bearer};
 use crate::clock::{iso_now, now_ms};
@@ -34,7 +36,48 @@ pub struct Conn {
     pub ip: Option<IpAddr>,
     /// Event rooms this socket is in (the admin room is not tracked here).
     pub rooms: Mutex<BTreeSet<Slug>>,
+    /// Arrival order of this socket's events (see [`Turn`]).
+    next_ticket: AtomicU64,
+    /// The ticket whose turn it is to run.
+    turn: watch::Sender<u64>,
     app: App,
+}
+
+/// An event's place in its socket's queue, taken when the packet arrives.
+///
+/// socketioxide runs every message handler as its own task, so two events from one socket could
+/// run in either order; a client that sends `admin:join` and then `admin:notification`, or
+/// `event:join` and then `photo:like`, expects them handled in that order (as the Node server
+/// did). Extractors run synchronously in arrival order, before the task is spawned, so the
+/// ticket is taken here and the handler waits for its turn.
+struct Turn(Option<(Arc<Conn>, u64)>);
+
+impl<A: socketioxide::adapter::Adapter> FromMessageParts<A> for Turn {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, _: &mut socketioxide::handler::Value, _: &Option<i64>) -> Result<Turn, Infallible> {
+        Ok(Turn(s.extensions.get::<Arc<Conn>>().map(|c| {
+            let t = c.next_ticket.fetch_add(1, Ordering::AcqRel);
+            (c, t)
+        })))
+    }
+}
+
+/// Passes the turn to the next event when dropped, whatever happened to this one.
+struct TurnGuard(Arc<Conn>);
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        self.0.turn.send_modify(|t| *t += 1);
+    }
+}
+
+impl Turn {
+    async fn wait(self) -> Option<(Arc<Conn>, TurnGuard)> {
+        let (conn, ticket) = self.0?;
+        let mut rx = conn.turn.subscribe();
+        let _ = rx.wait_for(|t| *t >= ticket).await;
+        Some((conn.clone(), TurnGuard(conn)))
+    }
 }
 
 impl Drop for Conn {
@@ -112,7 +155,14 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
         return Err(ConnectRefusal::TooManyConnections);
     }
     app.sockets.fetch_add(1, Ordering::Relaxed);
-    s.extensions.insert(Arc::new(Conn { identity, ip, rooms: Mutex::new(BTreeSet::new()), app: app.clone() }));
+    s.extensions.insert(Arc::new(Conn {
+        identity,
+        ip,
+        rooms: Mutex::new(BTreeSet::new()),
+        next_ticket: AtomicU64::new(0),
+        turn: watch::channel(0).0,
+        app: app.clone(),
+    }));
     // Handlers are registered here, before the CONNECT reply goes out: socketioxide spawns the
     // connect handler only after sending it, and a client that emits at once (socket.io-client
     // flushes its buffer on connect) would otherwise race an empty handler table.
@@ -133,9 +183,11 @@ fn send_error(s: &SocketRef, event: &str, err: &WireError) {
     let _ = s.emit("error", &err.payload(event));
 }
 
-/// Every client event arrives here: parse, then run.
-async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>) {
-    let Some(conn) = conn(&s) else { return };
+/// Every client event arrives here: wait for its turn, parse, then run. `Turn` comes last so a
+/// ticket is only taken once every other extractor has succeeded (otherwise the handler would not
+/// run and the queue would stall).
+async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>, turn: Turn) {
+    let Some((conn, _turn)) = turn.wait().await else { return };
     let result = match payload::parse(&name, data.ok().as_ref()) {
         Ok(ev) => run(&app, &s, &conn, &ev).await,
         Err(e) => Err(e),
