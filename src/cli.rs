@@ -1,4 +1,4 @@
-//! Command line: `serve` (the default), `check`, `token`.
+//! Command line: `serve` (the default), `check`, `token`, `admin`, `export`, `import`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +55,41 @@ enum Command {
         #[arg(long, default_value = "24h", value_parser = parse_ttl)]
         ttl: Duration,
     },
+    /// Manage admin users (the server must be stopped: it holds the data directory)
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Write all state as JSON lines to stdout (a backup)
+    Export,
+    /// Read JSON lines from stdin into an empty data directory
+    Import {
+        /// Import even though the data directory already holds state
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminAction {
+    /// Add an admin user (password from a prompt, or one line of stdin)
+    Add {
+        username: String,
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List admin users
+    List,
+    /// Remove an admin user
+    Remove { username: String },
+    /// Change an admin user's password
+    Passwd {
+        username: String,
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn parse_ttl(raw: &str) -> Result<Duration, String> {
@@ -76,7 +111,128 @@ pub fn main() -> ExitCode {
         Command::Serve => run_serve(config),
         Command::Check => run_check(config),
         Command::Token { user, role, ttl } => run_token(config, &user, &role, ttl),
+        Command::Admin { action } => with_store(&config, |store| async move { run_admin(&store, action).await }),
+        Command::Export => with_store(&config, |store| async move { run_export(&store) }),
+        Command::Import { force } => with_store(&config, |store| async move { run_import(&store, force).await }),
     }
+}
+
+/// Opens the store for a one-shot command, runs `f`, flushes.
+fn with_store<F, Fut>(config: &Config, f: F) -> ExitCode
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hafi-realtime: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let store = match Store::open(&config.data_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hafi-realtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = f(store.clone()).await;
+        let flushed = store.flush_now();
+        match (result, flushed) {
+            (Ok(()), Ok(())) => ExitCode::SUCCESS,
+            (Err(e), _) => {
+                eprintln!("hafi-realtime: {e}");
+                ExitCode::FAILURE
+            }
+            (_, Err(e)) => {
+                eprintln!("hafi-realtime: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn read_password(from_stdin: bool) -> Result<String, String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+    let again = rpassword::prompt_password("Repeat password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+    if first != again {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
+}
+
+async fn run_admin(store: &Store, action: AdminAction) -> Result<(), String> {
+    use crate::passwords::set_user;
+    match action {
+        AdminAction::Add { username, password_stdin } => {
+            if store.admin(&username).map_err(|e| e.to_string())?.is_some() {
+                return Err(format!("admin user {username} already exists (use `admin passwd`)"));
+            }
+            let pw = read_password(password_stdin)?;
+            set_user(store, &username, &pw, "ADMIN").await.map_err(|e| e.to_string())?;
+            eprintln!("admin user {username} added");
+        }
+        AdminAction::Passwd { username, password_stdin } => {
+            let Some(user) = store.admin(&username).map_err(|e| e.to_string())? else {
+                return Err(format!("no admin user {username}"));
+            };
+            let pw = read_password(password_stdin)?;
+            set_user(store, &username, &pw, &user.role).await.map_err(|e| e.to_string())?;
+            eprintln!("password of {username} changed");
+        }
+        AdminAction::List => {
+            for u in store.admins().map_err(|e| e.to_string())? {
+                println!("{}\t{}\t{}", u.username, u.role, crate::clock::iso_ms(u.created_ms));
+            }
+        }
+        AdminAction::Remove { username } => {
+            if !store.remove_admin(&username).await.map_err(|e| e.to_string())? {
+                return Err(format!("no admin user {username}"));
+            }
+            eprintln!("admin user {username} removed");
+        }
+    }
+    Ok(())
+}
+
+fn run_export(store: &Store) -> Result<(), String> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    store
+        .export(&mut |rec| {
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")
+        })
+        .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
+}
+
+async fn run_import(store: &Store, force: bool) -> Result<(), String> {
+    use std::io::BufRead;
+    if !force && !store.is_empty() {
+        return Err("the data directory already holds state; import into an empty one, or pass --force".into());
+    }
+    let mut n = 0u64;
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.map_err(|e| format!("cannot read stdin: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: crate::store::backup::Record = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        store.import(&rec).map_err(|e| format!("line {}: {e}", i + 1))?;
+        n += 1;
+    }
+    store.durable().await.map_err(|e| e.to_string())?;
+    eprintln!("imported {n} records");
+    Ok(())
 }
 
 fn refuse(e: &ConfigError) -> ExitCode {

@@ -4,6 +4,7 @@
 //! share a hyper accept loop; state lives in an embedded sled database.
 #![forbid(unsafe_code)]
 
+pub mod admin_feed;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -6,7 +6,33 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::Bucket;
+use std::net::IpAddr;
+
+use crate::config::{Bucket, Config};
+
+/// The per-IP rate tables of the process.
+pub struct Limiters {
+    pub login: KeyedBuckets<IpAddr>,
+    pub http: KeyedBuckets<IpAddr>,
+    pub connect: KeyedBuckets<IpAddr>,
+}
+
+impl Limiters {
+    pub fn new(config: &Config) -> Limiters {
+        Limiters {
+            login: KeyedBuckets::new(config.limits.login_per_ip),
+            http: KeyedBuckets::new(config.limits.http_per_ip),
+            connect: KeyedBuckets::new(config.limits.connect_per_ip),
+        }
+    }
+
+    /// Forgets every bucket that has refilled.
+    pub fn sweep(&self) {
+        self.login.sweep();
+        self.http.sweep();
+        self.connect.sweep();
+    }
+}
 
 /// One token bucket. Tokens refill continuously at `rate / per`, up to `burst`.
 #[derive(Clone, Debug)]

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use socketioxide::SocketIo;
 
+use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
+use crate::limits::Limiters;
 use crate::config::Config;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
@@ -19,6 +21,8 @@ pub struct Shared {
     pub presence: Presence,
     pub tokens: Tokens,
     pub shutdown: Shutdown,
+    pub limiters: Limiters,
+    pub admin_feed: AdminFeed,
     pub started: Instant,
     /// Sockets connected to the namespace now.
     pub sockets: AtomicUsize,
@@ -39,6 +43,8 @@ impl Deref for App {
 impl App {
     pub fn new(config: Config, store: Store, tokens: Tokens, shutdown: Shutdown) -> App {
         App(Arc::new(Shared {
+            limiters: Limiters::new(&config),
+            admin_feed: AdminFeed::default(),
             config,
             store,
             presence: Presence::default(),

@@ -2,7 +2,9 @@
 //! `{"error": ...}` with the status the contract names.
 
 mod admin;
+mod assets;
 mod gallery;
+mod login;
 
 use std::convert::Infallible;
 
@@ -23,11 +25,20 @@ use crate::store::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message: message.into() }
+        ApiError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn too_many(wait: std::time::Duration) -> ApiError {
+        ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..ApiError::new(429, "Too many requests") }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, message)
@@ -49,16 +60,25 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
 }
 
-fn error_response(status: StatusCode, message: &str) -> Response {
+fn error_response(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
     let mut r = warp::reply::with_status(warp::reply::json(&serde_json::json!({ "error": message })), status).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        r.headers_mut().insert("retry-after", warp::http::HeaderValue::from_static("1"));
+        let secs = retry_after.unwrap_or(1).to_string();
+        if let Ok(v) = warp::http::HeaderValue::from_str(&secs) {
+            r.headers_mut().insert("retry-after", v);
+        }
     }
     r
 }
 
 fn finish(result: ApiResult) -> Response {
-    result.unwrap_or_else(|e| error_response(e.status, &e.message))
+    result.unwrap_or_else(|e| error_response(e.status, &e.message, e.retry_after))
+}
+
+/// The client address the accept loop derived (peer, or a trusted proxy's `X-Forwarded-For`).
+fn client_ip() -> impl Filter<Extract = (std::net::IpAddr,), Error = Infallible> + Clone {
+    warp::ext::optional::<crate::server::PeerAddr>()
+        .map(|p: Option<crate::server::PeerAddr>| p.map(|p| p.client_ip).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])))
 }
 
 /// Parses a JSON object body (an empty body is an empty object).
@@ -203,7 +223,26 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(body(limit))
         .then(|slug: String, app: App, body| async move { finish(gallery::access(&app, &slug, &body).await) });
 
+    let login = warp::path!("api" / "admin" / "login")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(client_ip())
+        .and(body(limit))
+        .then(|app: App, ip, body| async move { finish(login::login(&app, ip, &body).await) });
+    // `/admin` redirects to `/admin/` so the page's relative URLs resolve under it.
+    let admin_page = warp::path("admin").and(warp::get()).and(warp::path::full()).and_then(|full: warp::path::FullPath| async move {
+        match full.as_str().strip_prefix("/admin") {
+            Some("") => Ok(warp::redirect::see_other(warp::http::Uri::from_static("/admin/")).into_response()),
+            Some(rest) => rest.strip_prefix('/').and_then(assets::serve).ok_or_else(warp::reject::not_found),
+            None => Err(warp::reject::not_found()),
+        }
+    });
+
     health
+        .or(login)
+        .unify()
+        .or(admin_page)
+        .unify()
         .or(rooms)
         .unify()
         .or(list_events)
@@ -242,5 +281,5 @@ async fn recover(r: Rejection) -> Result<Response, Infallible> {
     } else {
         (StatusCode::BAD_REQUEST, "Bad request")
     };
-    Ok(error_response(status, msg))
+    Ok(error_response(status, msg, None))
 }

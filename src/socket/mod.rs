@@ -259,6 +259,7 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
     let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
     let joined = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
     ops::broadcast(app, &slug.room(), "guest:joined", &joined).await;
+    app.admin_feed.touch(slug);
 
     let max = app.config.snapshot_max_photos;
     let likes = app
@@ -293,6 +294,7 @@ async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
     }
     let left = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
     ops::broadcast(app, &slug.room(), "guest:left", &left).await;
+    app.admin_feed.touch(slug);
 }
 
 async fn on_disconnect(s: SocketRef, State(app): State<App>, reason: DisconnectReason) {

@@ -107,9 +107,23 @@ fn require_manage(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireErro
     if can_manage(app, who, slug)? { Ok(()) } else { Err(WireError::AccessDenied) }
 }
 
+#[derive(Serialize)]
+struct AdminLikePayload<'a> {
+    #[serde(rename = "eventSlug")]
+    event_slug: &'a str,
+    photo_id: &'a str,
+    #[serde(rename = "likeCount")]
+    like_count: u64,
+    timestamp: String,
+}
+
 async fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
     let payload = LikePayload { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    broadcast(app, &slug.room(), "photo:like", &payload).await
+    let recipients = broadcast(app, &slug.room(), "photo:like", &payload).await;
+    let mirror = AdminLikePayload { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
+    broadcast(app, ADMIN_ROOM, "admin:like", &mirror).await;
+    app.admin_feed.touch(slug);
+    recipients
 }
 
 /// Runs one room or admin event (everything but joins and leaves).
@@ -143,7 +157,12 @@ pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relaye
             let recipients = match mode {
                 GuestComments::Off => return Err(WireError::CommentsOff),
                 GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, "photo:comment", &payload).await,
-                GuestComments::Broadcast => broadcast(app, &slug.room(), "photo:comment", &payload).await,
+                GuestComments::Broadcast => {
+                    let n = broadcast(app, &slug.room(), "photo:comment", &payload).await;
+                    // The admin page's feed: every comment, whichever room it went to.
+                    broadcast(app, ADMIN_ROOM, "admin:comment", &payload).await;
+                    n
+                }
             };
             Ok(Relayed { recipients, ack: ack(None) })
         }

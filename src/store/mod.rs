@@ -6,6 +6,8 @@
 //! return only after a group commit made them durable; room totals and access times ride along
 //! with the next flush (sled also flushes on its own every 500 ms).
 
+pub mod backup;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -301,6 +303,28 @@ impl Store {
         all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         all.truncate(limit);
         Ok(all.into_iter().map(|(_, p, c)| (p, c)).collect())
+    }
+
+    /// Sum of the like counts of a room and its `top` most liked photos.
+    pub fn room_like_summary(&self, slug: &Slug, top: usize) -> Result<(u64, Vec<(PhotoId, u64)>), StoreError> {
+        let mut sum = 0u64;
+        let mut best: Vec<(PhotoId, u64)> = Vec::new();
+        for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
+            let (k, v) = item?;
+            let count = decode::<PhotoLikes>(&v)?.count;
+            sum = sum.saturating_add(count);
+            if count == 0 || top == 0 {
+                continue;
+            }
+            if best.len() < top || best.last().is_some_and(|(_, c)| count > *c) {
+                if let Some(p) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
+                    best.push((p, count));
+                    best.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    best.truncate(top);
+                }
+            }
+        }
+        Ok((sum, best))
     }
 
     /// Sum of the like counts of a room.

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Runs the same load scenarios against hafi-realtime and the reference Node Socket.IO server
+# (benches/reference-node), one fresh server process per run, and prints the figures side by side
+# with ratios (hafi / node). Loopback only; every run is bounded by the load generator's
+# --duration and by `timeout`.
+#
+#   benches/compare.sh                       # all four scenarios at moderate sizes (~10 min)
+#   SCENARIOS="idle storm" IDLE_N=19000 STORM_N=10000 benches/compare.sh
+#   REPEAT=3 benches/compare.sh              # medians of 3 runs per server
+#
+# Parameters (environment):
+#   SCENARIOS      "idle fanout storm churn"
+#   SERVERS        "hafi node"
+#   REPEAT         1            runs per scenario and server; the table shows medians
+#   IDLE_N=5000 IDLE_ROOMS=100 IDLE_WINDOW=30
+#   FANOUT_GUESTS=1000 FANOUT_RATE=20 FANOUT_SECS=20
+#   STORM_N=5000 STORM_ROOMS=100
+#   CHURN_CYCLES=10000 CHURN_SLUGS=2500 CHURN_CONCURRENCY=200 CHURN_SETTLE=30
+#   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
+#   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build with cargo into $CARGO_TARGET_DIR)
+#   HAFI_CONFIG    benches/bench-config.toml
+#   OUT_DIR        $TMPDIR/hafi-bench-<UTC timestamp>   (one JSON file per run, and summary.txt)
+#   HAFI_EXTRA_ENV extra "K=V ..." for the hafi server (e.g. MALLOC_ARENA_MAX=2)
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+SCENARIOS="${SCENARIOS:-idle fanout storm churn}"
+SERVERS="${SERVERS:-hafi node}"
+REPEAT="${REPEAT:-1}"
+IDLE_N="${IDLE_N:-5000}"; IDLE_ROOMS="${IDLE_ROOMS:-100}"; IDLE_WINDOW="${IDLE_WINDOW:-30}"
+FANOUT_GUESTS="${FANOUT_GUESTS:-1000}"; FANOUT_RATE="${FANOUT_RATE:-20}"; FANOUT_SECS="${FANOUT_SECS:-20}"
+STORM_N="${STORM_N:-5000}"; STORM_ROOMS="${STORM_ROOMS:-100}"
+CHURN_CYCLES="${CHURN_CYCLES:-10000}"; CHURN_SLUGS="${CHURN_SLUGS:-2500}"
+CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"
+LOADGEN_THREADS="${LOADGEN_THREADS:-2}"; SOURCES="${SOURCES:-16}"; PER_PROCESS="${PER_PROCESS:-9000}"
+HAFI_CONFIG="${HAFI_CONFIG:-$here/bench-config.toml}"
+OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/hafi-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
+HAFI_EXTRA_ENV="${HAFI_EXTRA_ENV:-}"
+SECRET="${NEXTAUTH_SECRET:-bench-secret-0123456789abcdef0123456789abcdef}"
+
+mkdir -p "$OUT_DIR"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [[ -z "${HAFI_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
+  target="${CARGO_TARGET_DIR:-$root/target}"
+  (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --bins) >&2
+  HAFI_BIN="${HAFI_BIN:-$target/release/hafi-realtime}"
+  LOADGEN_BIN="${LOADGEN_BIN:-$target/release/hafi-loadgen}"
+fi
+if [[ " $SERVERS " == *" node "* && ! -d "$here/reference-node/node_modules" ]]; then
+  (cd "$here/reference-node" && npm ci --no-audit --no-fund) >&2
+fi
+
+log() { echo "[compare $(date -u +%H:%M:%S)] $*" >&2; }
+
+server_pid=""
+server_port=""
+server_dir=""
+
+start_server() { # $1 = hafi | node
+  local kind="$1" out
+  out="$(mktemp)"
+  case "$kind" in
+    hafi)
+      server_dir="$(mktemp -d)"
+      env SOCKET_GUEST_SESSION_VALIDATION_DISABLED=true NEXTAUTH_SECRET="$SECRET" RUST_LOG=warn $HAFI_EXTRA_ENV \
+        "$HAFI_BIN" serve --host 127.0.0.1 --port 0 --data-dir "$server_dir" --config "$HAFI_CONFIG" \
+        >"$out" 2>"$OUT_DIR/server-$kind.log" &
+      ;;
+    node)
+      server_dir=""
+      (cd "$here/reference-node" && exec node server.js --host 127.0.0.1 --port 0) >"$out" 2>"$OUT_DIR/server-$kind.log" &
+      ;;
+  esac
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    if grep -q '^listening on ' "$out"; then break; fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then log "$kind server died"; cat "$OUT_DIR/server-$kind.log" >&2; exit 1; fi
+    sleep 0.05
+  done
+  server_port="$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$out" | grep -o '[0-9]*$')"
+  rm -f "$out"
+  [[ -n "$server_port" ]] || { log "$kind server did not print its ready line"; exit 1; }
+  log "$kind server pid $server_pid on port $server_port"
+}
+
+stop_server() {
+  kill -TERM "$server_pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  [[ -n "$server_dir" ]] && rm -rf "$server_dir"
+  server_pid=""
+}
+trap '[[ -n "$server_pid" ]] && stop_server' EXIT
+
+loadgen_args() { # $1 = scenario
+  local common=(--port "$server_port" --server-pid "$server_pid" --threads "$LOADGEN_THREADS" --sources "$SOURCES" --per-process "$PER_PROCESS")
+  case "$1" in
+    idle)   echo "idle ${common[*]} --connections $IDLE_N --rooms $IDLE_ROOMS --window $IDLE_WINDOW --duration $((IDLE_WINDOW + 150))" ;;
+    fanout) echo "fanout ${common[*]} --guests $FANOUT_GUESTS --rate $FANOUT_RATE --send-secs $FANOUT_SECS --duration $((FANOUT_SECS + 400))" ;;
+    storm)  echo "storm ${common[*]} --connections $STORM_N --rooms $STORM_ROOMS --duration 120" ;;
+    churn)  echo "churn ${common[*]} --cycles $CHURN_CYCLES --slugs $CHURN_SLUGS --concurrency $CHURN_CONCURRENCY --settle $CHURN_SETTLE --duration $((CHURN_SETTLE + 900))" ;;
+  esac
+}
+
+for scenario in $SCENARIOS; do
+  for rep in $(seq 1 "$REPEAT"); do
+    for kind in $SERVERS; do
+      start_server "$kind"
+      args="$(loadgen_args "$scenario")"
+      log "$scenario run $rep on $kind: hafi-loadgen $args"
+      echo "$kind: hafi-loadgen $args" >>"$OUT_DIR/commands.txt"
+      # shellcheck disable=SC2086
+      timeout 1200 "$LOADGEN_BIN" $args >"$OUT_DIR/$scenario-$kind-$rep.json" 2>"$OUT_DIR/$scenario-$kind-$rep.log" \
+        || log "loadgen exited with $? (see $OUT_DIR/$scenario-$kind-$rep.log)"
+      stop_server
+    done
+  done
+done
+
+# Side-by-side table: medians over the repeats, ratio = hafi / node.
+node - "$OUT_DIR" "$SCENARIOS" "$REPEAT" <<'EOF' | tee "$OUT_DIR/summary.txt"
+const fs = require('fs');
+const [dir, scenarios, repeat] = process.argv.slice(2);
+const metrics = {
+  idle: ['joined', 'failed', 'server.rss_per_conn_bytes', 'server.rss_connected_kib', 'server.rss_after_close_kib',
+    'server.cpu_per_conn_ms', 'server.idle_cpu_pct', 'join_latency.p99_ms', 'loadgen.cpu_s'],
+  fanout: ['guests', 'likes_sent', 'expected', 'delivered', 'loss_pct', 'delivered_per_s', 'latency.p50_ms', 'latency.p99_ms',
+    'latency.max_ms', 'server.cpu_per_delivery_us', 'server.cpu_pct', 'loadgen.cpu_pct', 'setup_s', 'server.setup_cpu_s'],
+  storm: ['joined', 'refused', 'failed', 'all_joined_s', 'joined_within_5s', 'join_latency.p50_ms', 'join_latency.p99_ms',
+    'server.cpu_per_conn_ms', 'server.rss_per_conn_bytes', 'loadgen.cpu_s'],
+  churn: ['cycles_ok', 'failed', 'cycles_per_s', 'server.rss_start_kib', 'server.rss_before_kib', 'server.rss_max_during_kib',
+    'server.rss_after_kib', 'server.rss_after_vs_before_pct', 'server.cpu_per_cycle_ms'],
+};
+const get = (o, path) => path.split('.').reduce((v, k) => (v == null ? undefined : v[k]), o);
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return undefined;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+const load = (s, k) => {
+  const out = [];
+  for (let r = 1; r <= Number(repeat); r++) {
+    try { out.push(JSON.parse(fs.readFileSync(`${dir}/${s}-${k}-${r}.json`, 'utf8').trim().split('\n').pop())); } catch {}
+  }
+  return out;
+};
+const fmt = (x) => (x === undefined ? '-' : Math.abs(x) >= 1000 ? x.toFixed(0) : String(Math.round(x * 1000) / 1000));
+for (const s of scenarios.split(/\s+/).filter(Boolean)) {
+  const h = load(s, 'hafi'), n = load(s, 'node');
+  console.log(`\n## ${s}  (median of ${repeat} run(s); ratio = hafi / node)`);
+  console.log(`| metric | hafi-realtime | node socket.io | ratio |`);
+  console.log(`|---|---:|---:|---:|`);
+  for (const m of metrics[s] || []) {
+    const a = median(h.map((o) => get(o, m))), b = median(n.map((o) => get(o, m)));
+    const ratio = a !== undefined && b ? fmt(a / b) : '-';
+    console.log(`| ${m} | ${fmt(a)} | ${fmt(b)} | ${ratio} |`);
+  }
+}
+EOF
+log "results in $OUT_DIR"
