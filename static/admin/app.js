@@ -351,7 +351,7 @@
       ui = 'offline';
       const tick = () => {
         const s = Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000));
-        setText(text, s > 0 ? 'Offline · retry ' + s + 's' : 'Offline');
+        setText(text, s > 0 ? 'Offline · ' + s + 's' : 'Offline');
       };
       tick();
       connTicker = setInterval(tick, 500);
@@ -361,6 +361,7 @@
       setText(text, 'Offline');
     }
     pill.dataset.state = ui;
+    $('app-view').dataset.conn = ui;
     $('stale-note').hidden = st === 'connected' || !state.loaded;
   }
 
@@ -391,8 +392,9 @@
         if (!r || typeof r.slug !== 'string') continue;
         seen.add(r.slug);
         const prev = state.rooms.get(r.slug) || {};
-        // The HTTP list has no top photos: keep what the socket told us.
-        state.rooms.set(r.slug, Object.assign({}, prev, r, { topPhotos: prev.topPhotos || [] }));
+        // The HTTP list may carry no top photos: then keep what the socket told us.
+        const topPhotos = Array.isArray(r.topPhotos) ? r.topPhotos : prev.topPhotos || [];
+        state.rooms.set(r.slug, Object.assign({}, prev, r, { topPhotos }));
       }
       for (const slug of Array.from(state.rooms.keys())) {
         if (!seen.has(slug) && !state.events.has(slug)) state.rooms.delete(slug);
@@ -408,6 +410,12 @@
   }
 
   $('rooms-refresh').addEventListener('click', () => refresh());
+
+  // Counts arrive over the socket; the event registry (names, statuses, events added by the web
+  // app or another admin) has no live feed, so re-read it now and then while the page is in view.
+  setInterval(() => {
+    if (state.session && state.loaded && document.visibilityState === 'visible') refresh(true);
+  }, 60000);
 
   function roomOf(slug) {
     let r = state.rooms.get(slug);
@@ -773,7 +781,7 @@
       card.topsSig = sig;
       clear(card.tops);
       if (tops.length === 0) {
-        card.tops.appendChild(h('li', { class: 'top-none' }, r.likes > 0 ? 'Updates with the next like' : 'No likes yet'));
+        card.tops.appendChild(h('li', { class: 'top-none' }, r.likes > 0 ? 'Shown after the next like' : 'No likes yet'));
       }
       for (const p of tops) {
         card.tops.appendChild(h('li', { class: 'top-photo' },
@@ -975,6 +983,7 @@
       renderRooms(slug);
       $('create-form').reset();
       slugTouched = false;
+      $('create-details').open = false;
       toast('Event "' + truncate(name || slug, 60) + '" created', 'ok');
       const card = state.cards.get(slug);
       if (card) {

@@ -300,7 +300,15 @@ test('admin page: login, live room, likes, comments rendered inert, events, gues
     }
   }
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  // Responses fulfilled by the test (from disk) have no address, and Chromium's local network
+  // access checks would then refuse the page's websocket to 127.0.0.1.
+  const args = fromDisk ? [...CHROMIUM_ARGS, '--disable-features=LocalNetworkAccessChecks'] : CHROMIUM_ARGS;
+  // Another event, made by the web app before the page opens: the page lists it too.
+  const other = `class-of-2026-${randomBytes(3).toString('hex')}`;
+  const made = await apiCall(base, adminToken, 'POST', '/api/admin/events', { slug: other, name: 'Class of 2026 Graduation', status: 'DRAFT' });
+  assert.equal(made.status, 201, made.text);
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, args });
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, deviceScaleFactor: 1 });
   const outside = [];
   const pageErrors = [];
@@ -324,6 +332,7 @@ test('admin page: login, live room, likes, comments rendered inert, events, gues
     await login(page, base);
     await page.waitForSelector('#app-view', { state: 'visible' });
     await page.waitForSelector('#conn[data-state="connected"]', { timeout: 10000 });
+    await page.waitForSelector(`${roomSel(other)} .status[data-status="DRAFT"]`);
     const stored = await page.evaluate(() => sessionStorage.getItem('hafi.admin.session'));
     assert.ok(stored && JSON.parse(stored).token, 'token kept in sessionStorage');
 
@@ -343,11 +352,13 @@ test('admin page: login, live room, likes, comments rendered inert, events, gues
     assert.equal(ev.json.name, 'Garden Wedding <Anna & Ben>');
 
     // A second create with the same slug shows the conflict.
+    if (!(await page.evaluate(() => document.getElementById('create-details').open))) await page.click('#create-details > summary');
     await page.fill('#create-slug', slug);
     await page.click('#create-submit');
     await page.waitForSelector('#create-error', { state: 'visible' });
     assert.match(await page.textContent('#create-error'), /already exists/);
     await page.fill('#create-slug', '');
+    await page.click('#create-details > summary'); // fold the form away again
 
     // ---- a guest joins: the room shows one live guest.
     const gs = await apiCall(base, adminToken, 'POST', '/api/admin/guest-sessions', { eventSlug: slug });

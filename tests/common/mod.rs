@@ -109,6 +109,12 @@ impl Server {
         self.spawn();
     }
 
+    /// Starts again after `stop` (for provisioning the data directory in between).
+    pub fn restart_after_stop(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

@@ -1,0 +1,205 @@
+//! The command line: admin users, token, check, export/import, the data-directory lock, and the
+//! login endpoint that admin users use.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use common::{Http, SECRET, Server, Sock};
+use serde_json::{Value, json};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"));
+    c.env_remove("NODE_ENV").env_remove("HAFI_ENV").env_remove("HAFI_CONFIG").env_remove("NEXTAUTH_SECRET").env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str], dir: &std::path::Path, stdin: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().expect("wait")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn admin_user_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = run(&["admin", "add", "alice", "--password-stdin"], d, "correct horse\n");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["admin", "add", "alice", "--password-stdin"], d, "another one\n");
+    assert!(!o.status.success() && text(&o).contains("already exists"));
+    let o = run(&["admin", "add", "bob", "--password-stdin"], d, "short\n");
+    assert!(!o.status.success() && text(&o).contains("8-1024"), "{}", text(&o));
+    let o = run(&["admin", "add", "bad name", "--password-stdin"], d, "long enough pw\n");
+    assert!(!o.status.success() && text(&o).contains("username"));
+    let o = run(&["admin", "list"], d, "");
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(listed.starts_with("alice\tADMIN\t"), "{listed}");
+    assert!(!listed.contains("correct horse") && !listed.contains("argon2"));
+    assert!(run(&["admin", "passwd", "alice", "--password-stdin"], d, "battery staple\n").status.success());
+    assert!(!run(&["admin", "passwd", "nobody", "--password-stdin"], d, "battery staple\n").status.success());
+    // The store holds an argon2id PHC string, never the password.
+    let export = String::from_utf8_lossy(&run(&["export"], d, "").stdout).to_string();
+    assert!(export.contains("$argon2id$") && !export.contains("battery staple"));
+    assert!(run(&["admin", "remove", "alice"], d, "").status.success());
+    assert!(!run(&["admin", "remove", "alice"], d, "").status.success());
+    assert_eq!(String::from_utf8_lossy(&run(&["admin", "list"], d, "").stdout), "");
+    assert!(bin().args(["admin", "--help"]).output().unwrap().status.success());
+}
+
+#[test]
+fn token_command_signs_with_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin().args(["token", "--user", "web-app", "--role", "ADMIN", "--ttl", "1h"]).env("NEXTAUTH_SECRET", SECRET).arg("--data-dir").arg(dir.path()).output().unwrap();
+    assert!(o.status.success());
+    let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let t = hafi_realtime::auth::Tokens::new(SECRET).unwrap();
+    assert_eq!(t.verify(&tok), Some(hafi_realtime::auth::Identity::Admin { user_id: "web-app".into() }));
+    let bad = bin().args(["token", "--user", "x", "--role", "ADMIN", "--ttl", "forever"]).output().unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn check_reports_and_production_refusals_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin().arg("check").arg("--data-dir").arg(dir.path()).env("NEXTAUTH_SECRET", SECRET).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("would start:          yes") && !out.contains(SECRET), "{out}");
+    let strong = "k3J9xQ2mV8pL5nR7tY1wZ4aB6cD0eF2gH";
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], "NEXTAUTH_SECRET is required"),
+        (&[("NEXTAUTH_SECRET", "tooshort")], "too short"),
+        (&[("NEXTAUTH_SECRET", "changeme-changeme-changeme-changeme")], "placeholder"),
+        (&[("NEXTAUTH_SECRET", strong), ("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS"),
+        (&[("NEXTAUTH_SECRET", strong), ("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")], "guest session validation"),
+    ];
+    for (env, msg) in cases {
+        let mut c = bin();
+        c.args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"]).arg(dir.path()).env("NODE_ENV", "production");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{env:?}: {err}");
+        assert!(err.contains(msg), "{env:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+        assert!(!err.contains(strong));
+    }
+    // Unknown config keys are named.
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[limits]\nmax_conections = 5\n").unwrap();
+    let o = bin().arg("check").arg("--config").arg(&cfg).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("max_conections"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_per_data_directory_and_export_import_round_trip() {
+    let mut server = Server::start();
+    let http = Http::new(&server);
+    http.create_event("moved", Some("o1")).await;
+    let g = http.guest_session("moved").await;
+    let mut s = Sock::guest(&server.url, &g, "moved").await;
+    s.join("moved").await;
+    s.emit("photo:like", json!({"eventSlug": "moved", "photo_id": "p9"})).await;
+    s.expect("photo:like", 3000).await;
+
+    // A second process on the same data directory refuses with a clear message.
+    let o = run(&["export"], server.data_dir(), "");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("in use by another hafi-realtime process"), "{}", text(&o));
+    s.close().await;
+    assert_eq!(server.stop(), Some(0));
+
+    let o = run(&["admin", "add", "carol", "--password-stdin"], server.data_dir(), "carol's password\n");
+    assert!(o.status.success());
+    let dump = run(&["export"], server.data_dir(), "");
+    assert!(dump.status.success());
+    let dump = String::from_utf8_lossy(&dump.stdout).to_string();
+    let kinds: Vec<String> = dump.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string()).collect();
+    for k in ["meta", "event", "session", "admin", "room", "room_guest", "like_count", "liker"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in export");
+    }
+
+    let fresh = tempfile::tempdir().unwrap();
+    let o = run(&["import"], fresh.path(), &dump);
+    assert!(o.status.success(), "{}", text(&o));
+    let again = run(&["export"], fresh.path(), "");
+    let strip = |s: &str| s.lines().filter(|l| !l.contains("\"kind\":\"meta\"")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(strip(&dump), strip(&String::from_utf8_lossy(&again.stdout)));
+    // A non-empty directory is refused unless forced.
+    let o = run(&["import"], fresh.path(), &dump);
+    assert!(!o.status.success() && text(&o).contains("--force"));
+    assert!(run(&["import", "--force"], fresh.path(), &dump).status.success());
+    // Garbage is refused with the line number.
+    let empty = tempfile::tempdir().unwrap();
+    let o = run(&["import"], empty.path(), "{\"kind\":\"nope\"}\n");
+    assert!(!o.status.success() && text(&o).contains("line 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_endpoint() {
+    // Provision the admin before the server takes the data directory.
+    let mut server = Server::start();
+    server.stop();
+    assert!(run(&["admin", "add", "dana", "--password-stdin"], server.data_dir(), "dana's password\n").status.success());
+    server.restart_after_stop();
+    let http = Http::new(&server);
+
+    let t0 = Instant::now();
+    let (st, ok) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "dana's password"}))).await;
+    let t_ok = t0.elapsed();
+    assert_eq!(st, 200, "{ok}");
+    let token = ok["token"].as_str().unwrap().to_string();
+    assert!(ok["expiresAt"].as_str().unwrap().ends_with('Z'));
+    // The token works for the HTTP API and as a socket token.
+    assert_eq!(http.call("GET", "/api/admin/events", Some(&token), None).await.0, 200);
+    let mut s = Sock::with_token(&server.url, &token).await;
+    s.emit("admin:join", Value::Null).await;
+    s.emit("admin:notification", json!({"type": "hello", "data": null})).await;
+    assert_eq!(s.expect("admin:notification", 3000).await["type"], "hello");
+
+    let t1 = Instant::now();
+    let (st_wrong, wrong) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "nope nope"}))).await;
+    let t_wrong = t1.elapsed();
+    let t2 = Instant::now();
+    let (st_unknown, unknown) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "zed", "password": "nope nope"}))).await;
+    let t_unknown = t2.elapsed();
+    assert_eq!((st_wrong, st_unknown), (401, 401));
+    assert_eq!(wrong, json!({"error": "Invalid credentials"}));
+    assert_eq!(wrong, unknown, "same answer for a wrong password and an unknown user");
+    // Both paths hash once: an unknown user is not answered measurably faster.
+    assert!(t_unknown * 4 > t_wrong && t_unknown * 4 > t_ok, "unknown {t_unknown:?} vs wrong {t_wrong:?}, ok {t_ok:?}");
+
+    // Five attempts per minute per IP (three used): the sixth is refused with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "x"}))).await.0);
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/admin/login", server.url))
+        .json(&json!({"username": "dana", "password": "dana's password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+}
