@@ -26,7 +26,11 @@ pub enum WireError {
 
 impl From<StoreError> for WireError {
     fn from(e: StoreError) -> WireError {
-        tracing::error!(error = %e, "storage operation failed");
+        match e {
+            // The breaker already logged when it opened; do not log every refused write.
+            StoreError::Unavailable => tracing::debug!("write refused: storage breaker open"),
+            e => tracing::error!(error = %e, "storage operation failed"),
+        }
         WireError::Unavailable
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod admin_feed;
 pub mod auth;
+pub mod breaker;
 pub mod cli;
 pub mod clock;
 pub mod commit;

@@ -73,6 +73,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     crate::socket::register(&io);
     app.set_io(io.clone());
     tokio::spawn(crate::admin_feed::run(app.clone()));
+    tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
     let svc = ServiceBuilder::new().layer(layer).service(warp::service(crate::http::routes(app.clone())));
     // Connections close only after every socket was told to disconnect (see below).
     let drain = crate::shutdown::Shutdown::default();

@@ -45,7 +45,7 @@ struct Cli {
 enum Scenario {
     /// Hold N idle joined guest connections spread over R rooms.
     Idle(IdleArgs),
-    /// G guests in one room; one liker connection likes distinct photos at R/s.
+    /// G guests in one room; liker connection(s) like distinct photos at R/s.
     Fanout(FanoutArgs),
     /// C guests connecting and joining at once.
     Storm(StormArgs),
@@ -132,6 +132,9 @@ struct FanoutArgs {
     /// Likes per second sent by the liker.
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
+    /// Liker connections the likes are spread over (round robin).
+    #[arg(long, default_value_t = 1)]
+    likers: usize,
     /// How long likes are sent, in seconds.
     #[arg(long, default_value_t = 20.0)]
     send_secs: f64,
@@ -216,11 +219,28 @@ fn nofile_soft() -> usize {
         .unwrap_or(1024)
 }
 
+/// Busy CPU time of the whole machine (all cores; user, nice, system, irq, softirq, steal), in
+/// seconds: with the server's and the load generator's CPU it shows what else ran meanwhile.
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().next().unwrap_or("");
+    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0);
+    (get(0) + get(1) + get(2) + get(5) + get(6) + get(7)) as f64 / CLK_TCK
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct ServerSample {
     cpu: f64,
     rss_kib: u64,
     at: Option<Instant>,
+    machine: f64,
+}
+
+/// Percent of one core that the whole machine was busy between two samples.
+fn machine_pct(a: &ServerSample, b: &ServerSample) -> f64 {
+    let secs = b.at.zip(a.at).map(|(b, a)| b.duration_since(a).as_secs_f64()).unwrap_or(f64::NAN);
+    round((b.machine - a.machine) / secs * 100.0, 1)
 }
 
 struct Server {
@@ -234,8 +254,9 @@ impl Server {
                 cpu: proc_cpu(p).unwrap_or(f64::NAN),
                 rss_kib: proc_rss_kib(p).unwrap_or(0),
                 at: Some(Instant::now()),
+                machine: machine_busy(),
             },
-            None => ServerSample { cpu: f64::NAN, rss_kib: 0, at: Some(Instant::now()) },
+            None => ServerSample { cpu: f64::NAN, rss_kib: 0, at: Some(Instant::now()), machine: machine_busy() },
         }
     }
 }
@@ -812,6 +833,8 @@ async fn hold_parent(scn: &Scenario, plan: HoldPlan, window: f64, after_wait: f6
             "connect_cpu_s": round(connect_cpu, 3),
             "cpu_per_conn_ms": round(per_conn(connect_cpu * 1000.0), 4),
         },
+        "machine_busy_pct_connect": machine_pct(&before, &connected),
+        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         "loadgen": {
             "cpu_s": round(loadgen_cpu, 3),
             "connect_cpu_s": round(loadgen_connect_cpu, 3),
@@ -828,6 +851,7 @@ async fn hold_parent(scn: &Scenario, plan: HoldPlan, window: f64, after_wait: f6
         out["server"]["idle_cpu_s"] = json!(round(idle_end.cpu - connected.cpu, 3));
         out["server"]["idle_cpu_pct"] = json!(round((idle_end.cpu - connected.cpu) / secs * 100.0, 3));
         out["server"]["rss_idle_end_kib"] = json!(idle_end.rss_kib);
+        out["machine_busy_pct_idle"] = json!(machine_pct(&connected, &idle_end));
     }
     out
 }
@@ -956,13 +980,43 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let guests = st.joined.load(Relaxed);
     eprintln!("[fanout] {guests} guests joined and settled in {setup_s:.1} s; liking at {}/s for {} s", a.rate, a.send_secs);
 
-    // The liker: a separate guest connection of the same event.
-    let mut liker = match open_and_join(&t, a.guests, &format!("{}-liker", c.prefix), &slug).await {
-        Ok(ws) => ws,
-        Err(f) => {
-            return json!({"scenario": "fanout", "error": format!("liker could not connect: {}", f.key())});
-        }
-    };
+    // The likers: separate guest connections of the same event (one by default), each in its own
+    // task, fed through a channel; like k goes out through liker k % likers.
+    let liker_errors = Arc::new(AtomicU64::new(0));
+    let liker_first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let mut liker_tx = Vec::new();
+    for l in 0..a.likers.max(1) {
+        let mut ws = match open_and_join(&t, a.guests + l, &format!("{}-liker{l}", c.prefix), &slug).await {
+            Ok(ws) => ws,
+            Err(f) => return json!({"scenario": "fanout", "error": format!("liker could not connect: {}", f.key())}),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        liker_tx.push(tx);
+        let (errors, first) = (liker_errors.clone(), liker_first_error.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(msg) => if ws.send(Message::text(msg)).await.is_err() { break; },
+                        None => break,
+                    },
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => {
+                            let s = t.as_str();
+                            if s == "2" { let _ = pong(&mut ws).await; }
+                            else if event_name(s) == Some("error") {
+                                errors.fetch_add(1, Relaxed);
+                                let mut f = first.lock().unwrap();
+                                if f.is_none() { eprintln!("[fanout] liker got {s}"); *f = Some(s.to_string()); }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => { eprintln!("[fanout] liker connection ended"); break; }
+                    }
+                }
+            }
+        });
+    }
     let after_setup = server.sample();
     let cpu_lg1 = self_cpu();
     st.measuring.store(true, Relaxed);
@@ -971,32 +1025,17 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sent = 0usize;
-    let mut liker_errors = 0u64;
-    let mut liker_first_error: Option<String> = None;
     let send_start = Instant::now();
     while sent < total_likes && Instant::now() < deadline {
-        tokio::select! {
-            _ = tick.tick() => {
-                let msg = format!("42[\"photo:like\",{{\"eventSlug\":\"{slug}\",\"photo_id\":\"p{run}-{sent}\"}}]");
-                st.sent_ns[sent].store(st.base.elapsed().as_nanos() as u64, Relaxed);
-                if liker.send(Message::text(msg)).await.is_err() { break; }
-                sent += 1;
-                if sent % (a.rate.max(1.0) as usize * 5) == 0 {
-                    eprintln!("[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}", st.delivered.load(Relaxed), sent * guests);
-                }
-            }
-            m = liker.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let s = t.as_str();
-                    if s == "2" { let _ = pong(&mut liker).await; }
-                    else if event_name(s) == Some("error") {
-                        liker_errors += 1;
-                        if liker_first_error.is_none() { liker_first_error = Some(s.to_string()); eprintln!("[fanout] liker got {s}"); }
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => { eprintln!("[fanout] liker connection ended"); break; }
-            }
+        tick.tick().await;
+        let msg = format!("42[\"photo:like\",{{\"eventSlug\":\"{slug}\",\"photo_id\":\"p{run}-{sent}\"}}]");
+        st.sent_ns[sent].store(st.base.elapsed().as_nanos() as u64, Relaxed);
+        if liker_tx[sent % liker_tx.len()].send(msg).is_err() {
+            break;
+        }
+        sent += 1;
+        if sent % (a.rate.max(1.0) as usize * 5) == 0 {
+            eprintln!("[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}", st.delivered.load(Relaxed), sent * guests);
         }
     }
     let send_s = send_start.elapsed().as_secs_f64();
@@ -1006,11 +1045,7 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let mut last_change = Instant::now();
     let drain_until = deadline.min(Instant::now() + Duration::from_secs(60));
     while st.delivered.load(Relaxed) < expected && Instant::now() < drain_until {
-        // keep answering the liker's pings meanwhile
-        tokio::select! {
-            _ = sleep(Duration::from_millis(50)) => {}
-            m = liker.next() => if let Some(Ok(Message::Text(t))) = m { if t.as_str() == "2" { let _ = pong(&mut liker).await; } },
-        }
+        sleep(Duration::from_millis(50)).await;
         let d = st.delivered.load(Relaxed);
         if d != last {
             last = d;
@@ -1019,6 +1054,8 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
             break;
         }
     }
+    let liker_errors = liker_errors.load(Relaxed);
+    let liker_first_error = liker_first_error.lock().unwrap().clone();
     let end = server.sample();
     let cpu_lg2 = self_cpu();
     let _ = stop_tx.send(true);
@@ -1036,6 +1073,7 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         "failures": fails.json(),
         "guests_dropped": st.dropped.load(Relaxed),
         "rate_per_s": a.rate,
+        "likers": a.likers.max(1),
         "likes_sent": sent,
         "send_s": round(send_s, 3),
         "liker_errors": liker_errors,
@@ -1049,6 +1087,8 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         "delivered_per_s": round(delivered as f64 / span_s, 1),
         "latency": st.lat.summary(),
         "setup_s": round(setup_s, 2),
+        "machine_busy_pct": machine_pct(&after_setup, &end),
+        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         "server": {
             "rss_before_kib": before.rss_kib,
             "rss_after_setup_kib": after_setup.rss_kib,
@@ -1186,6 +1226,8 @@ async fn churn(a: &ChurnArgs, deadline: Instant) -> Value {
         "warmup_cycles": a.warmup,
         "cycles_per_s": round(completed as f64 / cycles_s, 1),
         "duration_s": round(cycles_s, 2),
+        "machine_busy_pct": machine_pct(&before, &done),
+        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         "server": {
             "rss_start_kib": start_sample.rss_kib,
             "rss_before_kib": before.rss_kib,

@@ -47,7 +47,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        tracing::error!(error = %e, "storage error in HTTP handler");
+        if !matches!(e, StoreError::Unavailable) {
+            tracing::error!(error = %e, "storage error in HTTP handler");
+        }
         ApiError::new(503, "Service temporarily unavailable")
     }
 }
@@ -164,8 +166,13 @@ struct Health {
 }
 
 async fn health(app: App) -> Response {
-    let body = Health { status: "healthy", uptime: app.started.elapsed().as_secs_f64(), connections: app.socket_count() };
-    json(200, &body)
+    let degraded = app.store.breaker().status() == crate::breaker::Status::Open;
+    let body = Health {
+        status: if degraded { "degraded" } else { "healthy" },
+        uptime: app.started.elapsed().as_secs_f64(),
+        connections: app.socket_count(),
+    };
+    json(if degraded { 503 } else { 200 }, &body)
 }
 
 /// Every route of the HTTP surface.

@@ -202,3 +202,26 @@ pub async fn system_notice(app: &App, message: &str) {
     let payload = NotificationPayload { kind: "system", data: &data, timestamp: iso_now() };
     broadcast(app, ADMIN_ROOM, "admin:notification", &payload).await;
 }
+
+/// Logs every change of the storage breaker and tells the admin room. Runs until shutdown.
+pub async fn watch_breaker(app: App) {
+    use crate::breaker::Status;
+    let mut rx = app.store.breaker().subscribe();
+    loop {
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = app.shutdown.wait() => return,
+        }
+        let status = *rx.borrow_and_update();
+        match status {
+            Status::Open => {
+                tracing::error!("storage breaker opened: writes refused until a trial write succeeds");
+                system_notice(&app, "Storage is failing: likes and changes are refused for now; live relaying continues").await;
+            }
+            Status::Closed => {
+                tracing::warn!("storage breaker closed: writes accepted again");
+                system_notice(&app, "Storage recovered: likes and changes are accepted again").await;
+            }
+        }
+    }
+}

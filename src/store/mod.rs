@@ -10,11 +10,13 @@ pub mod backup;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::breaker::{Breaker, Permit};
 use crate::clock::now_ms;
-use crate::commit::{CommitError, Committer};
+use crate::commit::{CommitError, Committer, Flush};
 use crate::types::{AccessCode, EventStatus, GuestSessionId, LikerKey, PhotoId, Slug};
 
 /// Format of every stored value and of the database as a whole.
@@ -33,6 +35,20 @@ pub enum StoreError {
     TooNew { found: u8 },
     #[error(transparent)]
     Commit(#[from] CommitError),
+    #[error("storage is unavailable (circuit breaker open)")]
+    Unavailable,
+}
+
+/// How to open a store. The defaults are production's; tests wrap the flush to inject faults.
+pub struct StoreOptions {
+    pub flush_wrapper: Option<Box<dyn FnOnce(Arc<dyn Flush>) -> Arc<dyn Flush> + Send>>,
+    pub breaker_open_for: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { flush_wrapper: None, breaker_open_for: crate::breaker::OPEN_FOR }
+    }
 }
 
 /// Per-room counters that outlive presence.
@@ -160,11 +176,17 @@ pub struct Store {
     /// Serialises like/unlike/set-count so "is it liked" and "the count" change together.
     likes_lock: Arc<Mutex<()>>,
     commit: Committer,
+    breaker: Arc<Breaker>,
 }
 
 impl Store {
     /// Opens (or creates) the database under `dir`. Must run inside a tokio runtime.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
@@ -200,13 +222,46 @@ impl Store {
             meta,
             db: db.clone(),
         };
-        let commit = Committer::start(Arc::new(db));
-        Ok(Store { t: Arc::new(t), likes_lock: Arc::new(Mutex::new(())), commit })
+        let mut target: Arc<dyn Flush> = Arc::new(db);
+        if let Some(wrap) = opts.flush_wrapper {
+            target = wrap(target);
+        }
+        let commit = Committer::start(target);
+        let breaker = Arc::new(Breaker::new(opts.breaker_open_for));
+        Ok(Store { t: Arc::new(t), likes_lock: Arc::new(Mutex::new(())), commit, breaker })
     }
 
-    /// Waits until every change made so far is on disk.
+    /// Waits until every change made so far is on disk (no breaker: for CLI commands).
     pub async fn durable(&self) -> Result<(), StoreError> {
         Ok(self.commit.durable().await?)
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    fn admit(&self) -> Result<Permit, StoreError> {
+        self.breaker.admit().ok_or(StoreError::Unavailable)
+    }
+
+    /// Makes what `permit`'s write changed durable, and tells the breaker how it went.
+    async fn commit(&self, permit: Permit, started: Instant) -> Result<(), StoreError> {
+        let r = self.commit.durable().await;
+        self.breaker.record(permit, r.is_ok(), started.elapsed());
+        Ok(r?)
+    }
+
+    /// A durable write through the breaker: admit, apply, flush, report.
+    async fn write<T>(&self, apply: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let permit = self.admit()?;
+        let started = Instant::now();
+        match apply() {
+            Ok(v) => self.commit(permit, started).await.map(|()| v),
+            Err(e) => {
+                self.breaker.record(permit, false, started.elapsed());
+                Err(e)
+            }
+        }
     }
 
     pub fn committer(&self) -> &Committer {
@@ -215,7 +270,7 @@ impl Store {
 
     /// Flushes synchronously (shutdown, CLI commands).
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        self.t.db.flush()?;
+        sled::Tree::flush(&self.t.db)?;
         Ok(())
     }
 
@@ -240,54 +295,84 @@ impl Store {
         Ok(Self::get::<PhotoLikes>(&self.t.counts, &key2(slug.as_str(), photo.as_str()))?.map(|p| p.count).unwrap_or(0))
     }
 
-    /// Records `liker`'s like of `photo`; durable when it returns `changed`.
-    pub async fn like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
-        let outcome = {
-            let _g = self.likes_guard();
-            let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
-            if self.t.likers.contains_key(&k)? {
-                LikeOutcome { changed: false, count: self.read_count(slug, photo)? }
-            } else {
-                let count = self.read_count(slug, photo)?.saturating_add(1);
-                self.t.likers.insert(k, &[])?;
-                self.t.liked_by.insert(key3(slug.as_str(), liker.as_str(), photo.as_str()), &[])?;
-                self.write_count(slug, photo, count)?;
-                LikeOutcome { changed: true, count }
+    /// Sets or clears `liker`'s like of `photo`; returns the outcome and the stored count
+    /// record as it was before (to undo with).
+    fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<(LikeOutcome, Option<sled::IVec>), StoreError> {
+        let _g = self.likes_guard();
+        let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
+        let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
+        let before_raw = self.t.counts.get(key2(slug.as_str(), photo.as_str()))?;
+        let before = before_raw.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose()?.map(|p| p.count).unwrap_or(0);
+        let present = self.t.likers.contains_key(&k)?;
+        if present == like {
+            return Ok((LikeOutcome { changed: false, count: before }, before_raw));
+        }
+        let count = if like {
+            self.t.likers.insert(k, &[])?;
+            self.t.liked_by.insert(by, &[])?;
+            before.saturating_add(1)
+        } else {
+            self.t.likers.remove(k)?;
+            self.t.liked_by.remove(by)?;
+            before.saturating_sub(1)
+        };
+        self.write_count(slug, photo, count)?;
+        Ok((LikeOutcome { changed: true, count }, before_raw))
+    }
+
+    /// Like or unlike through the breaker. A change that cannot be made durable is undone, so
+    /// a refused like is not counted later either.
+    async fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<LikeOutcome, StoreError> {
+        let permit = self.admit()?;
+        let started = Instant::now();
+        let (outcome, before) = match self.apply_like(slug, photo, liker, like) {
+            Ok(v) => v,
+            Err(e) => {
+                self.breaker.record(permit, false, started.elapsed());
+                return Err(e);
             }
         };
-        if outcome.changed {
-            self.durable().await?;
+        if !outcome.changed && !permit.is_trial() {
+            return Ok(outcome);
         }
-        Ok(outcome)
+        match self.commit(permit, started).await {
+            Ok(()) => Ok(outcome),
+            Err(e) => {
+                if outcome.changed {
+                    let key = key2(slug.as_str(), photo.as_str());
+                    let undone = self.apply_like(slug, photo, liker, !like).and_then(|_| {
+                        match &before {
+                            Some(raw) => self.t.counts.insert(key, raw.clone()).map(|_| ()),
+                            None => self.t.counts.remove(key).map(|_| ()),
+                        }
+                        .map_err(StoreError::from)
+                    });
+                    if let Err(u) = undone {
+                        tracing::error!(error = %u, "cannot undo a like that failed to persist");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Records `liker`'s like of `photo`; durable when it returns `changed`.
+    pub async fn like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
+        self.toggle(slug, photo, liker, true).await
     }
 
     /// Removes `liker`'s like of `photo` if present; durable when it returns `changed`.
     pub async fn unlike(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
-        let outcome = {
-            let _g = self.likes_guard();
-            let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
-            if self.t.likers.remove(&k)?.is_some() {
-                self.t.liked_by.remove(key3(slug.as_str(), liker.as_str(), photo.as_str()))?;
-                let count = self.read_count(slug, photo)?.saturating_sub(1);
-                self.write_count(slug, photo, count)?;
-                LikeOutcome { changed: true, count }
-            } else {
-                LikeOutcome { changed: false, count: self.read_count(slug, photo)? }
-            }
-        };
-        if outcome.changed {
-            self.durable().await?;
-        }
-        Ok(outcome)
+        self.toggle(slug, photo, liker, false).await
     }
 
     /// Stores `count` as the truth (the web app's database is the source); durable on return.
     pub async fn set_like_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
-        {
+        self.write(|| {
             let _g = self.likes_guard();
-            self.write_count(slug, photo, count)?;
-        }
-        self.durable().await
+            self.write_count(slug, photo, count)
+        })
+        .await
     }
 
     /// Like counts of a room, most recently changed first, at most `limit`.
@@ -426,35 +511,35 @@ impl Store {
 
     /// Creates an event; `Ok(false)` when the slug is taken. Durable on `Ok(true)`.
     pub async fn create_event(&self, rec: &EventRecord) -> Result<bool, StoreError> {
-        let created = self
-            .t
-            .events
-            .compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?
-            .is_ok();
-        if created {
-            self.durable().await?;
-        }
-        Ok(created)
+        self.write(|| {
+            Ok(self.t.events.compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?.is_ok())
+        })
+        .await
     }
 
     /// Writes an event record whole; durable on return.
     pub async fn put_event(&self, rec: &EventRecord) -> Result<(), StoreError> {
-        self.t.events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
-        self.durable().await
+        self.write(|| {
+            self.t.events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes an event and its guest sessions; `Ok(false)` if there was none. Durable on return.
     pub async fn delete_event(&self, slug: &Slug) -> Result<bool, StoreError> {
-        let existed = self.t.events.remove(slug.as_str().as_bytes())?.is_some();
-        for item in self.t.sessions_by_event.scan_prefix(prefix(slug.as_str())) {
-            let (k, _) = item?;
-            if let Some(id) = key_part(&k, 1) {
-                self.t.sessions.remove(id.as_bytes())?;
+        self.write(|| {
+            let existed = self.t.events.remove(slug.as_str().as_bytes())?.is_some();
+            for item in self.t.sessions_by_event.scan_prefix(prefix(slug.as_str())) {
+                let (k, _) = item?;
+                if let Some(id) = key_part(&k, 1) {
+                    self.t.sessions.remove(id.as_bytes())?;
+                }
+                self.t.sessions_by_event.remove(k)?;
             }
-            self.t.sessions_by_event.remove(k)?;
-        }
-        self.durable().await?;
-        Ok(existed)
+            Ok(existed)
+        })
+        .await
     }
 
     // ---- guest sessions ----------------------------------------------------------------------
@@ -465,12 +550,15 @@ impl Store {
 
     /// Stores a guest session; durable on return.
     pub async fn put_session(&self, s: &GuestSession) -> Result<(), StoreError> {
-        if let Some(old) = self.session(&s.id)? {
-            self.t.sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
-        }
-        self.t.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
-        self.t.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
-        self.durable().await
+        self.write(|| {
+            if let Some(old) = self.session(&s.id)? {
+                self.t.sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
+            }
+            self.t.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
+            self.t.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
+            Ok(())
+        })
+        .await
     }
 
     // ---- admin users -------------------------------------------------------------------------
@@ -485,15 +573,16 @@ impl Store {
 
     /// Creates or replaces an admin user; durable on return.
     pub async fn put_admin(&self, user: &AdminUser) -> Result<(), StoreError> {
-        self.t.admins.insert(user.username.as_bytes(), encode(user))?;
-        self.durable().await
+        self.write(|| {
+            self.t.admins.insert(user.username.as_bytes(), encode(user))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Removes an admin user; `Ok(false)` if there was none. Durable on return.
     pub async fn remove_admin(&self, username: &str) -> Result<bool, StoreError> {
-        let existed = self.t.admins.remove(username.as_bytes())?.is_some();
-        self.durable().await?;
-        Ok(existed)
+        self.write(|| Ok(self.t.admins.remove(username.as_bytes())?.is_some())).await
     }
 
     /// Number of stored guest sessions.

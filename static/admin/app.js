@@ -861,8 +861,8 @@
       if (v !== codeInput.value) codeInput.value = v;
     });
     const codeSave = h('button', { type: 'button', class: 'btn btn-ghost btn-small' }, 'Save');
-    const codeGen = h('button', { type: 'button', class: 'btn btn-ghost btn-small' }, 'New');
-    const codeClear = h('button', { type: 'button', class: 'btn btn-ghost btn-small' }, 'Remove');
+    const codeGen = h('button', { type: 'button', class: 'btn btn-ghost btn-small' }, 'Suggest a code');
+    const codeClear = h('button', { type: 'button', class: 'btn btn-ghost btn-small' }, 'Remove code');
     codeSave.addEventListener('click', async () => {
       const v = codeInput.value.trim().toUpperCase();
       if (v === '') {
@@ -885,7 +885,8 @@
     const editor = h('div', { class: 'manage-edit' },
       h('div', { class: 'manage-row' }, h('span', { class: 'manage-label' }, 'Status'), seg),
       h('div', { class: 'manage-row' }, h('span', { class: 'manage-label' }, 'Name'), h('div', { class: 'inline' }, nameInput, nameSave)),
-      h('div', { class: 'manage-row' }, h('span', { class: 'manage-label' }, 'Access code'), h('div', { class: 'inline' }, codeInput, codeSave, codeGen, codeClear)),
+      h('div', { class: 'manage-row' }, h('span', { class: 'manage-label' }, 'Access code'),
+        h('div', { class: 'inline' }, codeInput, codeSave), h('div', { class: 'inline' }, codeGen, codeClear)),
       h('p', { class: 'muted small' }, 'Guests without a link can enter the access code in the gallery. Archived events refuse new guests.'));
 
     append(panel, [register, editor]);

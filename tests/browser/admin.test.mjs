@@ -13,7 +13,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
+import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
@@ -77,6 +79,66 @@ test('admin page files reference no outside host and never inject HTML', () => {
     }
   }
   assert.deepEqual(problems, [], problems.join('\n'));
+});
+
+// ------------------------------------------------------------------ qr.js and sio.js on their own
+
+test('qr.js: every code it makes for versions 1-15 (L and M) reads back with jsQR', () => {
+  const require = createRequire(import.meta.url);
+  const QR = require(join(STATIC_DIR, 'qr.js'));
+  const seen = new Set();
+  for (const ecl of ['L', 'M']) {
+    for (let len = 1; len <= 420; len += 7) {
+      let text = 'gallery.local:3001/?event=anna-ben-2026&guestSessionId=guest_';
+      while (text.length < len) text += 'Zq9_-é~';
+      text = text.slice(0, len);
+      let qr;
+      try {
+        qr = QR.encode(text, { ecl });
+      } catch (e) {
+        assert.ok(Buffer.byteLength(text) > 300, `${ecl} ${len}: ${e.message}`);
+        continue;
+      }
+      seen.add(`${ecl}${qr.version}`);
+      assert.equal(qr.size, qr.version * 4 + 17);
+      const scale = 3;
+      const quiet = 4;
+      const w = (qr.size + quiet * 2) * scale;
+      const px = new Uint8ClampedArray(w * w * 4).fill(255);
+      for (let y = 0; y < qr.size; y++) {
+        for (let x = 0; x < qr.size; x++) {
+          if (!qr.modules[y * qr.size + x]) continue;
+          for (let dy = 0; dy < scale; dy++) {
+            for (let dx = 0; dx < scale; dx++) {
+              const i = (((y + quiet) * scale + dy) * w + (x + quiet) * scale + dx) * 4;
+              px[i] = px[i + 1] = px[i + 2] = 0;
+            }
+          }
+        }
+      }
+      const got = jsQR(px, w, w, { inversionAttempts: 'dontInvert' });
+      assert.ok(got, `${ecl} version ${qr.version} mask ${qr.mask} (${len} chars) is unreadable`);
+      assert.equal(got.data, text, `${ecl} version ${qr.version} mask ${qr.mask}`);
+    }
+  }
+  for (let v = 1; v <= 15; v++) assert.ok(seen.has(`M${v}`) && seen.has(`L${v}`), `version ${v} not exercised`);
+  // Reed-Solomon check words of the standard's worked example (1-M "HELLO WORLD" data).
+  assert.deepEqual(QR._internal.reedSolomon([32, 91, 11, 120, 209, 114, 220, 77, 67, 64, 236, 17, 236, 17, 236, 17], 10),
+    [196, 35, 39, 119, 235, 215, 231, 226, 93, 23]);
+});
+
+test('sio.js: Socket.IO packet parsing', () => {
+  const sandbox = { window: {}, console, URL, setTimeout, clearTimeout };
+  vm.runInNewContext(readFileSync(join(STATIC_DIR, 'sio.js'), 'utf8'), sandbox);
+  const parse = sandbox.window.HafiSio.parsePacket;
+  const plain = (v) => JSON.parse(JSON.stringify(v));
+  assert.deepEqual(plain(parse('0{"sid":"abc"}')), { type: '0', nsp: '/', id: null, data: { sid: 'abc' } });
+  assert.deepEqual(plain(parse('4{"message":"Authentication required"}')).data, { message: 'Authentication required' });
+  assert.deepEqual(plain(parse('2["admin:room",{"slug":"a","guestCount":3}]')).data, ['admin:room', { slug: 'a', guestCount: 3 }]);
+  assert.deepEqual(plain(parse('212["x",1]')), { type: '2', nsp: '/', id: 12, data: ['x', 1] });
+  assert.deepEqual(plain(parse('2/admin,["x"]')), { type: '2', nsp: '/admin', id: null, data: ['x'] });
+  assert.deepEqual(plain(parse('1')), { type: '1', nsp: '/', id: null });
+  assert.equal(parse('2[not json'), null);
 });
 
 // ------------------------------------------------------------------ server
@@ -295,7 +357,7 @@ test('admin page: login, live room, likes, comments rendered inert, events, gues
     assert.match(res.headers.get('content-type') || '', new RegExp(type), `content type of ${path}`);
     const body = await res.text();
     if (!fromDisk) {
-      assert.equal(body, readFileSync(join(STATIC_DIR, name), 'utf8'),
+      assert.ok(body === readFileSync(join(STATIC_DIR, name), 'utf8'),
         `${path} is not static/admin/${name} (rebuild the binary, or set HAFI_ADMIN_FROM_DISK=1)`);
     }
   }

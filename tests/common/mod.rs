@@ -150,7 +150,11 @@ pub struct Http {
 
 impl Http {
     pub fn new(server: &Server) -> Http {
-        Http { base: server.url.clone(), client: reqwest::Client::new() }
+        Http::with_base(&server.url)
+    }
+
+    pub fn with_base(base: &str) -> Http {
+        Http { base: base.to_string(), client: reqwest::Client::new() }
     }
 
     /// Sends a request; returns status and JSON body (Null when empty or not JSON).
