@@ -13,7 +13,8 @@
 #   SERVERS        "hafi node"
 #   REPEAT         1            runs per scenario and server; the table shows medians
 #   IDLE_N=5000 IDLE_ROOMS=100 IDLE_WINDOW=30
-#   FANOUT_GUESTS=1000 FANOUT_RATE=20 FANOUT_SECS=20
+#   FANOUT_GUESTS=1000 FANOUT_RATE=20 FANOUT_SECS=20 FANOUT_LIKERS=1 FANOUT_SETTLE_MAX=180
+#   CONN_TIMEOUT=30  (seconds for one connect + handshake + join)
 #   STORM_N=5000 STORM_ROOMS=100
 #   CHURN_CYCLES=10000 CHURN_SLUGS=2500 CHURN_CONCURRENCY=200 CHURN_SETTLE=30
 #   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
@@ -31,6 +32,8 @@ SERVERS="${SERVERS:-hafi node}"
 REPEAT="${REPEAT:-1}"
 IDLE_N="${IDLE_N:-5000}"; IDLE_ROOMS="${IDLE_ROOMS:-100}"; IDLE_WINDOW="${IDLE_WINDOW:-30}"
 FANOUT_GUESTS="${FANOUT_GUESTS:-1000}"; FANOUT_RATE="${FANOUT_RATE:-20}"; FANOUT_SECS="${FANOUT_SECS:-20}"
+FANOUT_LIKERS="${FANOUT_LIKERS:-1}"; FANOUT_SETTLE_MAX="${FANOUT_SETTLE_MAX:-180}"
+CONN_TIMEOUT="${CONN_TIMEOUT:-30}"
 STORM_N="${STORM_N:-5000}"; STORM_ROOMS="${STORM_ROOMS:-100}"
 CHURN_CYCLES="${CHURN_CYCLES:-10000}"; CHURN_SLUGS="${CHURN_SLUGS:-2500}"
 CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"
@@ -97,10 +100,10 @@ stop_server() {
 trap '[[ -n "$server_pid" ]] && stop_server' EXIT
 
 loadgen_args() { # $1 = scenario
-  local common=(--port "$server_port" --server-pid "$server_pid" --threads "$LOADGEN_THREADS" --sources "$SOURCES" --per-process "$PER_PROCESS")
+  local common=(--port "$server_port" --server-pid "$server_pid" --threads "$LOADGEN_THREADS" --sources "$SOURCES" --per-process "$PER_PROCESS" --conn-timeout "$CONN_TIMEOUT")
   case "$1" in
     idle)   echo "idle ${common[*]} --connections $IDLE_N --rooms $IDLE_ROOMS --window $IDLE_WINDOW --duration $((IDLE_WINDOW + 150))" ;;
-    fanout) echo "fanout ${common[*]} --guests $FANOUT_GUESTS --rate $FANOUT_RATE --send-secs $FANOUT_SECS --duration $((FANOUT_SECS + 400))" ;;
+    fanout) echo "fanout ${common[*]} --guests $FANOUT_GUESTS --rate $FANOUT_RATE --send-secs $FANOUT_SECS --likers $FANOUT_LIKERS --settle-max $FANOUT_SETTLE_MAX --duration $((FANOUT_SECS + FANOUT_SETTLE_MAX + 240))" ;;
     storm)  echo "storm ${common[*]} --connections $STORM_N --rooms $STORM_ROOMS --duration 120" ;;
     churn)  echo "churn ${common[*]} --cycles $CHURN_CYCLES --slugs $CHURN_SLUGS --concurrency $CHURN_CONCURRENCY --settle $CHURN_SETTLE --duration $((CHURN_SETTLE + 900))" ;;
   esac
@@ -127,13 +130,13 @@ const fs = require('fs');
 const [dir, scenarios, repeat] = process.argv.slice(2);
 const metrics = {
   idle: ['joined', 'failed', 'server.rss_per_conn_bytes', 'server.rss_connected_kib', 'server.rss_after_close_kib',
-    'server.cpu_per_conn_ms', 'server.idle_cpu_pct', 'join_latency.p99_ms', 'loadgen.cpu_s'],
-  fanout: ['guests', 'likes_sent', 'expected', 'delivered', 'loss_pct', 'delivered_per_s', 'latency.p50_ms', 'latency.p99_ms',
-    'latency.max_ms', 'server.cpu_per_delivery_us', 'server.cpu_pct', 'loadgen.cpu_pct', 'setup_s', 'server.setup_cpu_s'],
+    'server.cpu_per_conn_ms', 'server.idle_cpu_pct', 'join_latency.p99_ms', 'loadgen.cpu_s', 'machine_busy_pct_connect'],
+  fanout: ['guests', 'likers', 'likes_sent', 'expected', 'delivered', 'loss_pct', 'delivered_per_s', 'latency.p50_ms', 'latency.p99_ms',
+    'latency.max_ms', 'server.cpu_per_delivery_us', 'server.cpu_pct', 'loadgen.cpu_pct', 'setup_s', 'server.setup_cpu_s', 'machine_busy_pct'],
   storm: ['joined', 'refused', 'failed', 'all_joined_s', 'joined_within_5s', 'join_latency.p50_ms', 'join_latency.p99_ms',
-    'server.cpu_per_conn_ms', 'server.rss_per_conn_bytes', 'loadgen.cpu_s'],
+    'server.cpu_per_conn_ms', 'server.rss_per_conn_bytes', 'loadgen.cpu_s', 'machine_busy_pct_connect'],
   churn: ['cycles_ok', 'failed', 'cycles_per_s', 'server.rss_start_kib', 'server.rss_before_kib', 'server.rss_max_during_kib',
-    'server.rss_after_kib', 'server.rss_after_vs_before_pct', 'server.cpu_per_cycle_ms'],
+    'server.rss_after_kib', 'server.rss_after_vs_before_pct', 'server.cpu_per_cycle_ms', 'machine_busy_pct'],
 };
 const get = (o, path) => path.split('.').reduce((v, k) => (v == null ? undefined : v[k]), o);
 const median = (xs) => {

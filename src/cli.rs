@@ -297,7 +297,11 @@ fn run_serve(mut config: Config) -> ExitCode {
 }
 
 async fn serve_async(config: Config) -> ExitCode {
-    let store = match Store::open(&config.data_dir) {
+    let opts = crate::store::StoreOptions { group_commit: config.group_commit, ..Default::default() };
+    if !config.group_commit {
+        tracing::warn!("group commit is off: every durable write pays for its own flush");
+    }
+    let store = match Store::open_with(&config.data_dir, opts) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("hafi-realtime: {e}");

@@ -119,6 +119,8 @@ pub struct Config {
     pub guest_comments: GuestComments,
     pub metrics_token: Option<String>,
     pub log_json: bool,
+    /// Group commit of durable writes (`[storage] group_commit`); off only to measure it.
+    pub group_commit: bool,
 }
 
 impl Default for Config {
@@ -164,6 +166,7 @@ impl Default for Config {
             guest_comments: GuestComments::Broadcast,
             metrics_token: None,
             log_json: false,
+            group_commit: true,
         }
     }
 }
@@ -233,6 +236,14 @@ struct FileConfig {
     rooms: FileRooms,
     #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
+    storage: FileStorage,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileStorage {
+    group_commit: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -430,6 +441,7 @@ impl Config {
         set(&mut self.snapshot_max_photos, f.rooms.snapshot_max_photos);
         set(&mut self.guest_comments, f.rooms.guest_comments);
         set(&mut self.metrics_token, f.metrics.token.map(Some));
+        set(&mut self.group_commit, f.storage.group_commit);
         Ok(())
     }
 

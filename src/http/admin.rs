@@ -108,14 +108,22 @@ struct RoomJson {
     peak_guests: u64,
     total_guests: u64,
     likes: u64,
+    top_photos: Vec<serde_json::Value>,
     last_access_at: Option<String>,
     in_memory: bool,
+}
+
+/// Like total and the five most liked photos of a room.
+fn like_summary(app: &App, slug: &Slug) -> Result<(u64, Vec<serde_json::Value>), ApiError> {
+    let (total, top) = app.store.room_like_summary(slug, 5)?;
+    Ok((total, top.into_iter().map(|(p, c)| serde_json::json!({"photo_id": p.as_str(), "likeCount": c})).collect()))
 }
 
 pub fn rooms(app: &App, auth: &Option<String>) -> ApiResult {
     require_admin(app, auth)?;
     let mut out: std::collections::BTreeMap<String, RoomJson> = Default::default();
     for (slug, rec) in app.store.rooms()? {
+        let (likes, top_photos) = like_summary(app, &slug)?;
         out.insert(
             slug.as_str().to_string(),
             RoomJson {
@@ -123,7 +131,8 @@ pub fn rooms(app: &App, auth: &Option<String>) -> ApiResult {
                 guest_count: app.presence.guest_count(&slug),
                 peak_guests: rec.peak_guests,
                 total_guests: rec.total_guests,
-                likes: app.store.room_like_total(&slug)?,
+                likes,
+                top_photos,
                 last_access_at: Some(iso_ms(rec.last_access_ms)),
                 in_memory: app.presence.is_live(&slug),
             },
@@ -131,10 +140,19 @@ pub fn rooms(app: &App, auth: &Option<String>) -> ApiResult {
     }
     for (slug, guests) in app.presence.live_rooms() {
         if !out.contains_key(slug.as_str()) {
-            let likes = app.store.room_like_total(&slug)?;
+            let (likes, top_photos) = like_summary(app, &slug)?;
             out.insert(
                 slug.as_str().to_string(),
-                RoomJson { slug: slug.as_str().to_string(), guest_count: guests, peak_guests: 0, total_guests: 0, likes, last_access_at: None, in_memory: true },
+                RoomJson {
+                    slug: slug.as_str().to_string(),
+                    guest_count: guests,
+                    peak_guests: 0,
+                    total_guests: 0,
+                    likes,
+                    top_photos,
+                    last_access_at: None,
+                    in_memory: true,
+                },
             );
         }
     }

@@ -43,11 +43,13 @@ pub enum StoreError {
 pub struct StoreOptions {
     pub flush_wrapper: Option<Box<dyn FnOnce(Arc<dyn Flush>) -> Arc<dyn Flush> + Send>>,
     pub breaker_open_for: Duration,
+    /// Group commit (the default); `false` flushes once per write, for comparison.
+    pub group_commit: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { flush_wrapper: None, breaker_open_for: crate::breaker::OPEN_FOR }
+        StoreOptions { flush_wrapper: None, breaker_open_for: crate::breaker::OPEN_FOR, group_commit: true }
     }
 }
 
@@ -226,7 +228,7 @@ impl Store {
         if let Some(wrap) = opts.flush_wrapper {
             target = wrap(target);
         }
-        let commit = Committer::start(target);
+        let commit = Committer::start_with(target, opts.group_commit);
         let breaker = Arc::new(Breaker::new(opts.breaker_open_for));
         Ok(Store { t: Arc::new(t), likes_lock: Arc::new(Mutex::new(())), commit, breaker })
     }
@@ -289,10 +291,6 @@ impl Store {
         let rec = PhotoLikes { count, updated_ms: now_ms() };
         self.t.counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
         Ok(())
-    }
-
-    fn read_count(&self, slug: &Slug, photo: &PhotoId) -> Result<u64, StoreError> {
-        Ok(Self::get::<PhotoLikes>(&self.t.counts, &key2(slug.as_str(), photo.as_str()))?.map(|p| p.count).unwrap_or(0))
     }
 
     /// Sets or clears `liker`'s like of `photo`; returns the outcome and the stored count
