@@ -116,9 +116,13 @@ for scenario in $SCENARIOS; do
       args="$(loadgen_args "$scenario")"
       log "$scenario run $rep on $kind: hafi-loadgen $args"
       echo "$kind: hafi-loadgen $args" >>"$OUT_DIR/commands.txt"
+      # TCP counters around the run (listen-queue overflows show up as SYN retransmits and
+      # 1 s / 3 s steps in the join latencies).
+      nstat -n >/dev/null 2>&1 || true
       # shellcheck disable=SC2086
       timeout 1200 "$LOADGEN_BIN" $args >"$OUT_DIR/$scenario-$kind-$rep.json" 2>"$OUT_DIR/$scenario-$kind-$rep.log" \
         || log "loadgen exited with $? (see $OUT_DIR/$scenario-$kind-$rep.log)"
+      nstat 2>/dev/null | grep -E 'ListenOverflows|ListenDrops|TCPSynRetrans' >"$OUT_DIR/$scenario-$kind-$rep.nstat" || true
       stop_server
     done
   done

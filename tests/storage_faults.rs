@@ -36,6 +36,7 @@ async fn breaker_opens_degrades_relays_and_recovers() {
     let opts = StoreOptions {
         flush_wrapper: Some(Box::new(move |inner| Arc::new(Faulty { inner, failing: f }) as Arc<dyn Flush>)),
         breaker_open_for: Duration::from_secs(1),
+        ..StoreOptions::default()
     };
     let store = Store::open_with(dir.path(), opts).unwrap();
     let config = Config { host: [127, 0, 0, 1].into(), port: 0, data_dir: dir.path().to_path_buf(), secret: Some(SECRET.into()), ..Config::default() };

@@ -1,6 +1,7 @@
 //! The Socket.IO side: the handshake (who is this?), and the one place that maps wire events to
 //! operations.
 
+pub mod guard;
 pub mod ops;
 pub mod payload;
 
@@ -40,6 +41,8 @@ pub struct Conn {
     next_ticket: AtomicU64,
     /// The ticket whose turn it is to run.
     turn: watch::Sender<u64>,
+    /// Rate limits of this socket's events.
+    guard: Mutex<guard::SocketGuard>,
     app: App,
 }
 
@@ -92,6 +95,10 @@ impl Drop for Conn {
 impl Conn {
     fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeSet<Slug>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -161,6 +168,7 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
         rooms: Mutex::new(BTreeSet::new()),
         next_ticket: AtomicU64::new(0),
         turn: watch::channel(0).0,
+        guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
         app: app.clone(),
     }));
     // Handlers are registered here, before the CONNECT reply goes out: socketioxide spawns the
@@ -179,8 +187,11 @@ fn conn(s: &SocketRef) -> Option<Arc<Conn>> {
     s.extensions.get::<Arc<Conn>>()
 }
 
-fn send_error(s: &SocketRef, event: &str, err: &WireError) {
-    let _ = s.emit("error", &err.payload(event));
+/// Sends an `error` reply, at most one per second per event name (the rest are dropped).
+fn send_error(s: &SocketRef, conn: &Conn, event: &str, err: &WireError) {
+    if conn.guard().may_reply(event) {
+        let _ = s.emit("error", &err.payload(event));
+    }
 }
 
 /// Every client event arrives here: wait for its turn, parse, then run. `Turn` comes last so a
@@ -188,6 +199,19 @@ fn send_error(s: &SocketRef, event: &str, err: &WireError) {
 /// run and the queue would stall).
 async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>, turn: Turn) {
     let Some((conn, _turn)) = turn.wait().await else { return };
+    let l = &app.config.limits;
+    let verdict = conn.guard().check(&name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
+    if let guard::Verdict::Refuse { error, disconnect } = verdict {
+        app.limiters.note_refusal("rate_limited");
+        let _ = ack.send(&serde_json::json!({ "ok": false, "error": error.to_string() }));
+        send_error(&s, &conn, &name, &error);
+        if disconnect && s.connected() {
+            tracing::warn!(sid = %s.id, ip = ?conn.ip, kind = conn.identity.kind(), "socket disconnected for repeated abuse");
+            app.limiters.note_refusal("abuse_disconnect");
+            let _ = s.disconnect();
+        }
+        return;
+    }
     let result = match payload::parse(&name, data.ok().as_ref()) {
         Ok(ev) => run(&app, &s, &conn, &ev).await,
         Err(e) => Err(e),
@@ -198,7 +222,7 @@ async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value
         }
         Err(e) => {
             let _ = ack.send(&serde_json::json!({ "ok": false, "error": e.to_string() }));
-            send_error(&s, &name, &e);
+            send_error(&s, &conn, &name, &e);
         }
     }
 }

@@ -237,6 +237,7 @@ impl Sock {
         let tx_any = tx.clone();
         let tx_err = tx.clone();
         let tx_conn = tx.clone();
+        let tx_close = tx.clone();
         let client = ClientBuilder::new(url)
             .namespace("/")
             .auth(auth)
@@ -259,6 +260,13 @@ impl Sock {
                         None => ("error".to_string(), v),
                     };
                     let _ = tx.send((name, v));
+                }
+                .boxed()
+            })
+            .on(rust_socketio::Event::Close, move |_, _| {
+                let tx = tx_close.clone();
+                async move {
+                    let _ = tx.send(("close".to_string(), Value::Null));
                 }
                 .boxed()
             })
