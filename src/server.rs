@@ -8,10 +8,45 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use socketioxide::SocketIo;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder};
 
+use crate::gate::{Counted, Gate};
+use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::state::App;
+
+/// File descriptors kept back from the connection cap for storage, listeners and logs.
+const FD_RESERVE: u64 = 128;
+
+/// The total connection cap: the configured one, or less if the open-file limit (raised to its
+/// hard limit first) cannot carry it.
+pub fn effective_max_connections(configured: usize) -> usize {
+    let soft = crate::gate::raise_fd_limit();
+    let fits = soft.saturating_sub(FD_RESERVE).max(1) as usize;
+    if fits < configured {
+        tracing::info!(configured, open_file_limit = soft, using = fits, "connection cap lowered to what the open-file limit allows");
+        fits
+    } else {
+        configured
+    }
+}
+
+/// Answers a connection that is over a cap before its first request is read, then closes it.
+fn refuse_raw(mut stream: TcpStream) {
+    tokio::spawn(async move {
+        let body = r#"{"error":"Too many connections"}"#;
+        let msg = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = stream.write_all(msg.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
+}
 
 /// The TCP peer of a request and the client address derived from it, in request extensions.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +102,27 @@ fn socket_io(app: &App) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
         .build_layer()
 }
 
+/// On shutdown: a server-side disconnect to every socket first (clients see `io server
+/// disconnect` and do not reconnect into a dying process), while connections are still
+/// accepted and served so that polling clients can fetch it; then `drain` closes everything.
+async fn disconnect_all_on_shutdown(app: App, io: SocketIo, drain: crate::shutdown::Shutdown) {
+    app.shutdown.wait().await;
+    tracing::info!("disconnecting clients");
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let _ = io.broadcast().disconnect().await;
+        for _ in 0..20 {
+            if app.socket_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Let the last polls carry their disconnect packet out.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    drain.trigger();
+}
+
 /// Serves until shutdown fires; then disconnects every socket and returns.
 pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     let (layer, io) = socket_io(&app);
@@ -74,9 +130,15 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     app.set_io(io.clone());
     tokio::spawn(crate::admin_feed::run(app.clone()));
     tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
-    let svc = ServiceBuilder::new().layer(layer).service(warp::service(crate::http::routes(app.clone())));
-    // Connections close only after every socket was told to disconnect (see below).
+    let svc = ServiceBuilder::new()
+        .layer(RequestGuardLayer::new(app.clone()))
+        .layer(layer)
+        .service(warp::service(crate::http::routes(app.clone())));
+    let gate = Gate::new(effective_max_connections(app.config.limits.max_connections), app.config.limits.max_connections_per_ip);
+    app.set_gate(gate.clone());
+    // Connections close only after every socket was told to disconnect.
     let drain = crate::shutdown::Shutdown::default();
+    tokio::spawn(disconnect_all_on_shutdown(app.clone(), io.clone(), drain.clone()));
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -89,21 +151,42 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
                     continue;
                 }
             },
-            _ = app.shutdown.wait() => break,
+            _ = drain.wait() => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = svc.clone();
         let trusted = app.config.trusted_proxies.clone();
+        let peer_ip = client_ip(peer.ip(), None, &[]);
+        let slot = match gate.enter() {
+            Ok(slot) => std::sync::Arc::new(slot),
+            Err(_) => {
+                app.limiters.note_refusal("max_connections");
+                refuse_raw(stream);
+                continue;
+            }
+        };
+        // A direct client is counted by its address now; behind a trusted proxy, by the
+        // client address of its first request.
+        let proxied = trusted.iter().any(|n| n.contains(&peer_ip));
+        if !proxied && slot.claim_ip(peer_ip).is_err() {
+            app.limiters.note_refusal("max_connections_per_ip");
+            refuse_raw(stream);
+            continue;
+        }
+        let svc = svc.clone();
+        let conn_slot = slot.clone();
         let shutdown = drain.clone();
         tokio::spawn(async move {
             let hyper_svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 let forwarded = req.headers().get("x-forwarded-for").and_then(|h| h.to_str().ok());
                 let client_ip = client_ip(peer.ip(), forwarded, &trusted);
                 req.extensions_mut().insert(PeerAddr { peer, client_ip });
+                if let Err(full) = conn_slot.claim_ip(client_ip) {
+                    req.extensions_mut().insert(OverCap(full));
+                }
                 let mut svc = svc.clone();
                 async move { svc.call(req).await }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), hyper_svc).with_upgrades();
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(Counted::new(stream, slot)), hyper_svc).with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 res = conn.as_mut() => if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") },
@@ -116,23 +199,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
             }
         });
     }
-    tracing::info!("disconnecting clients");
-    // A server-side disconnect first (clients see `io server disconnect` and do not reconnect
-    // into a dying process), then close the transports.
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        let _ = io.broadcast().disconnect().await;
-        // Give pending polls a moment to carry the disconnect packet out.
-        for _ in 0..20 {
-            if app.socket_count() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        drain.trigger();
-        io.close().await;
-    })
-    .await;
+    io.close().await;
     Ok(())
 }
 

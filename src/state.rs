@@ -11,6 +11,7 @@ use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
 use crate::limits::Limiters;
 use crate::config::Config;
+use crate::gate::Gate;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -27,6 +28,7 @@ pub struct Shared {
     /// Sockets connected to the namespace now.
     pub sockets: AtomicUsize,
     io: OnceLock<SocketIo>,
+    gate: OnceLock<Arc<Gate>>,
 }
 
 /// Handle to [`Shared`].
@@ -53,6 +55,7 @@ impl App {
             started: Instant::now(),
             sockets: AtomicUsize::new(0),
             io: OnceLock::new(),
+            gate: OnceLock::new(),
         }))
     }
 
@@ -63,6 +66,16 @@ impl App {
 
     pub fn io(&self) -> Option<&SocketIo> {
         self.0.io.get()
+    }
+
+    /// Set once by the accept loop.
+    pub fn set_gate(&self, gate: Arc<Gate>) {
+        let _ = self.0.gate.set(gate);
+    }
+
+    /// TCP connections open now, and client IPs holding them.
+    pub fn connection_counts(&self) -> (usize, usize) {
+        self.0.gate.get().map(|g| g.sizes()).unwrap_or((0, 0))
     }
 
     pub fn socket_count(&self) -> usize {

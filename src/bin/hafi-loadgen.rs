@@ -882,7 +882,9 @@ struct FanoutState {
 
 /// `photo_id":"p<seq>"` → seq.
 fn like_seq(s: &str) -> Option<usize> {
-    let id = json_str_field(s, "photo_id")?;
+    const KEY: &str = "\"photo_id\":\"";
+    let start = s.find(KEY)? + KEY.len();
+    let id = &s[start..start + s[start..].find('"')?];
     let digits = id.strip_prefix('p')?;
     let dash = digits.rfind('-').map(|i| i + 1).unwrap_or(0);
     digits[dash..].parse().ok()

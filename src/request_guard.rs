@@ -1,0 +1,149 @@
+//! The tower layer in front of every request: connection-cap refusals decided in the accept
+//! loop, per-IP token buckets (new Socket.IO sessions; HTTP API requests, with `/socket.io/`
+//! traffic left out so polling clients do not drain it), the `Origin` check on Socket.IO
+//! requests, and CORS for polling clients of the allowed origins.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tower::{Layer, Service};
+
+use crate::gate::Full;
+use crate::server::PeerAddr;
+use crate::state::App;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Put into a request's extensions by the accept loop when its connection is over a cap.
+#[derive(Clone, Copy, Debug)]
+pub struct OverCap(pub Full);
+
+#[derive(Clone)]
+pub struct RequestGuardLayer {
+    app: App,
+}
+
+impl RequestGuardLayer {
+    pub fn new(app: App) -> Self {
+        RequestGuardLayer { app }
+    }
+}
+
+impl<S> Layer<S> for RequestGuardLayer {
+    type Service = RequestGuard<S>;
+    fn layer(&self, inner: S) -> RequestGuard<S> {
+        RequestGuard { inner, app: self.app.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestGuard<S> {
+    inner: S,
+    app: App,
+}
+
+fn refuse(status: StatusCode, message: &str, retry_after: Option<Duration>) -> Response<Body> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut r = Response::new(http_body_util::Full::new(Bytes::from(body)).map_err(|e: Infallible| match e {}).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(wait) = retry_after {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// Whether a browser page from `origin` may talk to us: an allowed origin, or our own
+/// (the admin page), judged by the request's `Host`.
+fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
+    let origin = origin.trim_end_matches('/');
+    if app.config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
+        return true;
+    }
+    let Some(host) = host else { return false };
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+fn cors(headers: &mut http::HeaderMap, origin: &HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestGuard<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ResB: hyper::body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+    ReqB: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let app = self.app.clone();
+        let early = |r: Response<Body>| -> Self::Future { Box::pin(async move { Ok(r) }) };
+        if let Some(OverCap(full)) = req.extensions().get::<OverCap>() {
+            app.limiters.note_refusal(if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" });
+            return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(Duration::from_secs(1))));
+        }
+        let ip = req.extensions().get::<PeerAddr>().map(|p| p.client_ip).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let is_socket = req.uri().path().starts_with("/socket.io/") || req.uri().path() == "/socket.io";
+        let mut allowed_origin = None;
+        if is_socket {
+            if let Some(origin) = req.headers().get(header::ORIGIN) {
+                let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+                if !origin.to_str().is_ok_and(|o| origin_allowed(&app, o, host)) {
+                    app.limiters.note_refusal("origin");
+                    return early(refuse(StatusCode::FORBIDDEN, "Origin not allowed", None));
+                }
+                allowed_origin = Some(origin.clone());
+            }
+            if req.method() == Method::OPTIONS {
+                let mut r = refuse(StatusCode::NO_CONTENT, "", None);
+                *r.body_mut() = http_body_util::Empty::new().map_err(|e: Infallible| match e {}).boxed_unsync();
+                if let Some(o) = &allowed_origin {
+                    cors(r.headers_mut(), o);
+                    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+                    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, authorization"));
+                }
+                return early(r);
+            }
+            // A request without `sid` opens a new Engine.IO session: that is a new connection.
+            let new_session = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")));
+            if new_session && let Err(wait) = app.limiters.connect.check(&ip) {
+                app.limiters.note_refusal("connect_rate");
+                return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(wait)));
+            }
+        } else if let Err(wait) = app.limiters.http.check(&ip) {
+            app.limiters.note_refusal("http_rate");
+            return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many requests", Some(wait)));
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            let mut resp = resp.map(|b| b.map_err(Into::into).boxed_unsync());
+            if let Some(o) = &allowed_origin {
+                cors(resp.headers_mut(), o);
+            }
+            Ok(resp)
+        })
+    }
+}
