@@ -118,6 +118,7 @@ async fn flush_once(inner: &Inner) -> Result<(), String> {
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || flusher.flush()).await.unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
     let micros = started.elapsed().as_micros() as u64;
+    crate::metrics::METRICS.flush_seconds.observe(micros as f64 / 1e6);
     inner.flushes.fetch_add(1, Ordering::Relaxed);
     inner.flush_micros.fetch_add(micros, Ordering::Relaxed);
     inner.last_flush_micros.store(micros, Ordering::Relaxed);

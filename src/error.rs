@@ -36,6 +36,19 @@ impl From<StoreError> for WireError {
 }
 
 impl WireError {
+    /// Label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WireError::InvalidPayload => "invalid_payload",
+            WireError::AccessDenied => "access_denied",
+            WireError::AdminRequired => "admin_required",
+            WireError::TooManyJoins => "too_many_joins",
+            WireError::RateLimited { .. } => "rate_limited",
+            WireError::CommentsOff => "comments_off",
+            WireError::Unavailable => "unavailable",
+        }
+    }
+
     /// HTTP status for the same refusal on `/api/emit`.
     pub fn status(&self) -> u16 {
         match self {

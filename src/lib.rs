@@ -15,6 +15,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod passwords;
 pub mod presence;
 pub mod request_guard;

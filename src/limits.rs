@@ -29,14 +29,15 @@ impl Limiters {
     }
 
     /// Counts a refusal; logs it at most once per second per reason (abuse must not flood logs).
-    pub fn note_refusal(&self, reason: &'static str) {
+    pub fn note_refusal(&self, kind: crate::metrics::Refusal, reason: &'static str) {
+        crate::metrics::refused(kind, reason);
         let now = Instant::now();
         let mut t = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
         let (n, last) = t.entry(reason).or_insert((0, None));
         *n += 1;
         if last.is_none_or(|l| now.duration_since(l) >= Duration::from_secs(1)) {
             *last = Some(now);
-            tracing::info!(reason, total = *n, "refused");
+            tracing::info!(reason, kind = ?kind, total = *n, "refused");
         }
     }
 

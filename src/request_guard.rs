@@ -16,6 +16,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use tower::{Layer, Service};
 
 use crate::gate::Full;
+use crate::metrics::Refusal;
 use crate::server::PeerAddr;
 use crate::state::App;
 
@@ -101,7 +102,7 @@ where
         let app = self.app.clone();
         let early = |r: Response<Body>| -> Self::Future { Box::pin(async move { Ok(r) }) };
         if let Some(OverCap(full)) = req.extensions().get::<OverCap>() {
-            app.limiters.note_refusal(if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" });
+            app.limiters.note_refusal(Refusal::Connection, if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" });
             return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(Duration::from_secs(1))));
         }
         let ip = req.extensions().get::<PeerAddr>().map(|p| p.client_ip).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
@@ -111,7 +112,7 @@ where
             if let Some(origin) = req.headers().get(header::ORIGIN) {
                 let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
                 if !origin.to_str().is_ok_and(|o| origin_allowed(&app, o, host)) {
-                    app.limiters.note_refusal("origin");
+                    app.limiters.note_refusal(Refusal::Connection, "origin");
                     return early(refuse(StatusCode::FORBIDDEN, "Origin not allowed", None));
                 }
                 allowed_origin = Some(origin.clone());
@@ -129,11 +130,11 @@ where
             // A request without `sid` opens a new Engine.IO session: that is a new connection.
             let new_session = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")));
             if new_session && let Err(wait) = app.limiters.connect.check(&ip) {
-                app.limiters.note_refusal("connect_rate");
+                app.limiters.note_refusal(Refusal::Connection, "connect_rate");
                 return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(wait)));
             }
         } else if let Err(wait) = app.limiters.http.check(&ip) {
-            app.limiters.note_refusal("http_rate");
+            app.limiters.note_refusal(Refusal::Http, "http_rate");
             return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many requests", Some(wait)));
         }
         let fut = self.inner.call(req);

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder};
 
 use crate::gate::{Counted, Gate};
+use crate::metrics::Refusal;
 use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::state::App;
 
@@ -102,6 +103,16 @@ fn socket_io(app: &App) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
         .build_layer()
 }
 
+/// Forgets per-IP buckets that have refilled, so the tables hold only recently active clients.
+async fn sweep_limiters(app: App) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => app.limiters.sweep(),
+            _ = app.shutdown.wait() => return,
+        }
+    }
+}
+
 /// On shutdown: a server-side disconnect to every socket first (clients see `io server
 /// disconnect` and do not reconnect into a dying process), while connections are still
 /// accepted and served so that polling clients can fetch it; then `drain` closes everything.
@@ -130,6 +141,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     app.set_io(io.clone());
     tokio::spawn(crate::admin_feed::run(app.clone()));
     tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
+    tokio::spawn(sweep_limiters(app.clone()));
     let svc = ServiceBuilder::new()
         .layer(RequestGuardLayer::new(app.clone()))
         .layer(layer)
@@ -159,7 +171,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         let slot = match gate.enter() {
             Ok(slot) => std::sync::Arc::new(slot),
             Err(_) => {
-                app.limiters.note_refusal("max_connections");
+                app.limiters.note_refusal(Refusal::Connection, "max_connections");
                 refuse_raw(stream);
                 continue;
             }
@@ -168,7 +180,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         // client address of its first request.
         let proxied = trusted.iter().any(|n| n.contains(&peer_ip));
         if !proxied && slot.claim_ip(peer_ip).is_err() {
-            app.limiters.note_refusal("max_connections_per_ip");
+            app.limiters.note_refusal(Refusal::Connection, "max_connections_per_ip");
             refuse_raw(stream);
             continue;
         }

@@ -230,6 +230,18 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(body(limit))
         .then(|slug: String, app: App, body| async move { finish(gallery::access(&app, &slug, &body).await) });
 
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_app(app.clone())).and(auth_header()).map(|app: App, auth: Option<String>| {
+        if let Some(expected) = &app.config.metrics_token {
+            let given = bearer(auth.as_deref()).unwrap_or("");
+            let same = given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+            if !same {
+                return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+            }
+        }
+        let mut r = Response::new(crate::metrics::render(&app).into());
+        r.headers_mut().insert("content-type", warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        r
+    });
     let login = warp::path!("api" / "admin" / "login")
         .and(warp::post())
         .and(with_app(app.clone()))
@@ -246,6 +258,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     });
 
     health
+        .or(metrics)
+        .unify()
         .or(login)
         .unify()
         .or(admin_page)

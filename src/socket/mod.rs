@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::auth::{Identity, bearer};
 use crate::clock::{iso_now, now_ms};
 use crate::error::{ConnectRefusal, WireError};
+use crate::metrics::{self, Refusal};
 use crate::server::PeerAddr;
 use crate::state::App;
 use crate::types::{EventStatus, GuestSessionId, LikerKey, Slug};
@@ -151,14 +152,14 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
     let identity = match identify(&app, &auth, bearer(header)) {
         Ok(id) => id,
         Err(refusal) => {
-            tracing::info!(reason = refusal.reason(), ip = ?ip, "connection refused");
+            app.limiters.note_refusal(Refusal::Connection, refusal.reason());
             return Err(refusal);
         }
     };
     if let Identity::Guest { session, .. } = &identity
         && !app.presence.add_session_socket(session, app.config.limits.max_sockets_per_session)
     {
-        tracing::info!(reason = "session_socket_cap", ip = ?ip, "connection refused");
+        app.limiters.note_refusal(Refusal::Connection, "session_socket_cap");
         return Err(ConnectRefusal::TooManyConnections);
     }
     app.sockets.fetch_add(1, Ordering::Relaxed);
@@ -199,15 +200,16 @@ fn send_error(s: &SocketRef, conn: &Conn, event: &str, err: &WireError) {
 /// run and the queue would stall).
 async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>, turn: Turn) {
     let Some((conn, _turn)) = turn.wait().await else { return };
+    metrics::received(&name);
     let l = &app.config.limits;
     let verdict = conn.guard().check(&name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
     if let guard::Verdict::Refuse { error, disconnect } = verdict {
-        app.limiters.note_refusal("rate_limited");
+        app.limiters.note_refusal(Refusal::Event, "rate_limited");
         let _ = ack.send(&serde_json::json!({ "ok": false, "error": error.to_string() }));
         send_error(&s, &conn, &name, &error);
         if disconnect && s.connected() {
             tracing::warn!(sid = %s.id, ip = ?conn.ip, kind = conn.identity.kind(), "socket disconnected for repeated abuse");
-            app.limiters.note_refusal("abuse_disconnect");
+            app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
             let _ = s.disconnect();
         }
         return;
@@ -221,6 +223,7 @@ async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value
             let _ = ack.send(&reply);
         }
         Err(e) => {
+            metrics::refused(Refusal::Event, e.reason());
             let _ = ack.send(&serde_json::json!({ "ok": false, "error": e.to_string() }));
             send_error(&s, &conn, &name, &e);
         }

@@ -93,6 +93,7 @@ pub struct Relayed {
 pub async fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
     let Some(io) = app.io() else { return 0 };
     let recipients = io.to(room.to_string()).sockets().len();
+    crate::metrics::METRICS.deliveries.inc_by(recipients as u64);
     if let Err(e) = io.to(room.to_string()).emit(event, data).await {
         tracing::warn!(room, event, error = %e, "broadcast failed");
     }
