@@ -261,9 +261,9 @@ fn resolve_secret(config: &mut Config) -> Result<(), ExitCode> {
         Ok((secret, generated)) => {
             let path = config.data_dir.join(auth::DEV_SECRET_FILE);
             if generated {
-                eprintln!("hafi-realtime: development mode: generated a secret and kept it in {}", path.display());
+                tracing::warn!(path = %path.display(), "development mode: generated a secret and kept it in the data directory");
             } else {
-                eprintln!("hafi-realtime: development mode: using the secret kept in {}", path.display());
+                tracing::warn!(path = %path.display(), "development mode: using the secret kept in the data directory");
             }
             config.secret = Some(secret);
             Ok(())
@@ -339,8 +339,17 @@ async fn serve_async(config: Config) -> ExitCode {
     let shutdown = Shutdown::default();
     shutdown.on_signals();
     let app = App::new(config, store.clone(), tokens, shutdown.clone());
+    // The port accepts connections from here on (the kernel queues them until the loop runs).
+    crate::notify::ready();
     // The one machine-readable line: tests and scripts wait for it.
     println!("listening on http://{addr}");
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            crate::notify::stopping();
+        });
+    }
     let served = crate::server::serve(app, listener).await;
     let flushed = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.flush_now())).await;
     match (served, flushed) {

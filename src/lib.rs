@@ -16,6 +16,7 @@ pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod notify;
 pub mod passwords;
 pub mod presence;
 pub mod request_guard;

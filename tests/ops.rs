@@ -1,0 +1,130 @@
+//! Running as a service: systemd readiness over `NOTIFY_SOCKET`, the unit file checked by
+//! `systemd-analyze`, and JSON logs that parse line by line and carry no secret.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Http, SECRET, Sock};
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn notify_socket_gets_ready_once_the_port_accepts_and_stopping_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&sock_path).unwrap();
+    listener.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("NEXTAUTH_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = listener.recv(&mut buf).expect("no readiness notification");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
+    // Ready means ready: the port takes a connection and answers right away.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("port not accepting at READY=1");
+    use std::io::Write;
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let n = listener.recv(&mut buf).expect("no STOPPING notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert_eq!(st.code(), Some(0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "not stopped within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unit_file_passes_systemd_analyze() {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/hafi-realtime.service")).unwrap();
+    for key in ["Type=notify", "DynamicUser=yes", "StateDirectory=hafi-realtime", "EnvironmentFile=-/etc/hafi-realtime/env", "Restart=on-failure", "LimitNOFILE=", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "RestrictAddressFamilies=", "SystemCallFilter=@system-service"] {
+        assert!(unit.contains(key), "unit lacks {key}");
+    }
+    // verify wants ExecStart to exist: point it at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hafi-realtime.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/hafi-realtime", env!("CARGO_BIN_EXE_hafi-realtime"))).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze is required (Debian package systemd)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "warnings: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().find(|l| l.contains("Overall exposure level")).expect("exposure line");
+    let level: f64 = line.split(':').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    println!("{line}");
+    assert!(level < 2.0, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_and_hold_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_hafi-realtime");
+    let mut add = Command::new(bin).args(["admin", "add", "erin", "--password-stdin", "--data-dir"]).arg(&data).stdin(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    add.stdin.take().unwrap().write_all(b"erin's very secret password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let mut child = Command::new(bin)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(&data)
+        .env("NEXTAUTH_SECRET", SECRET)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    let http = Http::with_base(&url);
+    // A login, a failed login, a refused socket with a bad token, a valid token in use.
+    let (_, ok) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "erin's very secret password"}))).await;
+    let token = ok["token"].as_str().unwrap().to_string();
+    http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "wrong guess 123"}))).await;
+    let mut bad = Sock::connect(&url, json!({"token": "eyJhbGciOiJIUzI1NiJ9.forged.token"})).await;
+    bad.expect(common::CONNECT_ERROR, 3000).await;
+    let s = Sock::with_token(&url, &token).await;
+    s.close().await;
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let logs = String::from_utf8_lossy(&out.stderr).to_string();
+    let mut n = 0;
+    for l in logs.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+        n += 1;
+    }
+    assert!(n >= 3, "too few log lines: {logs}");
+    assert!(logs.contains("hafi-realtime starting"), "no start line");
+    assert!(logs.contains("login refused") || logs.contains("bad_credentials"), "no refusal line: {logs}");
+    for secret in [SECRET, "erin's very secret password", "wrong guess 123", token.as_str(), "forged.token"] {
+        assert!(!logs.contains(secret), "a secret is in the logs: {secret}");
+    }
+}
