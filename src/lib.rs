@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod janitor;
 pub mod limits;
 pub mod metrics;
 pub mod notify;

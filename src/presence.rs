@@ -1,24 +1,33 @@
 //! Who is in which room right now: memory only, rebuilt by re-joins after a restart.
 //!
 //! `guestCount` counts distinct guest sessions, not sockets: a phone with three tabs open is one
-//! guest. Each room keeps, per session, how many of its sockets are in the room; the room (and
-//! every per-key entry) disappears as soon as its last member leaves, so the tables stay bounded
-//! by what is connected now.
+//! guest. Each room keeps, per session, how many of its sockets are in the room; per-session
+//! entries go as soon as their last socket leaves. A room itself stays in memory while it has
+//! members or recent activity; the janitor evicts it once it has been empty and quiet for
+//! `rooms.idle_evict` (its counters live on disk and come back with the next join).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use socketioxide::socket::Sid;
 
 use crate::types::{GuestSessionId, Slug};
 
-#[derive(Default)]
 struct Room {
     /// Every member socket, with its guest session if it is a guest.
     sockets: HashMap<Sid, Option<GuestSessionId>>,
     /// Sockets per guest session in this room.
     guests: HashMap<GuestSessionId, u32>,
+    /// Last join, leave or event in this room.
+    last_activity: Instant,
+}
+
+impl Default for Room {
+    fn default() -> Room {
+        Room { sockets: HashMap::new(), guests: HashMap::new(), last_activity: Instant::now() }
+    }
 }
 
 #[derive(Default)]
@@ -52,6 +61,7 @@ impl Presence {
     pub fn join(&self, slug: &Slug, sid: Sid, guest: Option<&GuestSessionId>) -> Change {
         let mut inner = self.lock();
         let room = inner.rooms.entry(slug.clone()).or_default();
+        room.last_activity = Instant::now();
         let changed = match room.sockets.entry(sid) {
             Entry::Occupied(_) => false,
             Entry::Vacant(v) => {
@@ -71,6 +81,7 @@ impl Presence {
         let Some(room) = inner.rooms.get_mut(slug) else {
             return Change { guest_count: 0, changed: false };
         };
+        room.last_activity = Instant::now();
         let changed = match room.sockets.remove(&sid) {
             None => false,
             Some(None) => true,
@@ -84,11 +95,33 @@ impl Presence {
                 true
             }
         };
-        let guest_count = room.guests.len();
-        if room.sockets.is_empty() {
-            inner.rooms.remove(slug);
+        Change { guest_count: room.guests.len(), changed }
+    }
+
+    /// Notes activity in a room that is in memory.
+    pub fn touch(&self, slug: &Slug) {
+        if let Some(r) = self.lock().rooms.get_mut(slug) {
+            r.last_activity = Instant::now();
         }
-        Change { guest_count, changed }
+    }
+
+    /// Drops the rooms that have had no member and no activity for `idle`; returns them.
+    pub fn evict_idle(&self, idle: Duration) -> Vec<Slug> {
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        self.lock().rooms.retain(|slug, r| {
+            let keep = !r.sockets.is_empty() || now.duration_since(r.last_activity) < idle;
+            if !keep {
+                evicted.push(slug.clone());
+            }
+            keep
+        });
+        evicted
+    }
+
+    /// When the next empty room becomes evictable (None: no empty room).
+    pub fn next_eviction(&self, idle: Duration) -> Option<Instant> {
+        self.lock().rooms.values().filter(|r| r.sockets.is_empty()).map(|r| r.last_activity + idle).min()
     }
 
     /// Distinct guests in a room now.
@@ -96,12 +129,12 @@ impl Presence {
         self.lock().rooms.get(slug).map(|r| r.guests.len()).unwrap_or(0)
     }
 
-    /// Whether a room has anyone in it.
+    /// Whether a room is held in memory (members, or recent activity).
     pub fn is_live(&self, slug: &Slug) -> bool {
         self.lock().rooms.contains_key(slug)
     }
 
-    /// Live rooms and their distinct guests.
+    /// Rooms in memory and their distinct guests.
     pub fn live_rooms(&self) -> Vec<(Slug, usize)> {
         self.lock().rooms.iter().map(|(s, r)| (s.clone(), r.guests.len())).collect()
     }
@@ -163,10 +196,16 @@ mod tests {
         assert_eq!(p.leave(&s, b).guest_count, 1);
         assert!(!p.leave(&s, b).changed);
         p.leave(&s, c);
-        assert!(p.is_live(&s));
         p.leave(&s, d);
+        // Empty but recent: kept until idle.
+        assert!(p.is_live(&s));
+        assert_eq!(p.table_sizes(), (1, 0, 0));
+        assert!(p.evict_idle(Duration::from_secs(60)).is_empty());
+        assert!(p.next_eviction(Duration::from_secs(60)).is_some());
+        assert_eq!(p.evict_idle(Duration::ZERO), vec![s.clone()]);
         assert!(!p.is_live(&s));
         assert_eq!(p.table_sizes(), (0, 0, 0));
+        assert!(p.next_eviction(Duration::ZERO).is_none());
     }
 
     #[test]

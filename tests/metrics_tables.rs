@@ -112,7 +112,8 @@ async fn raw_guest(addr: SocketAddr, source: [u8; 4], id: &str, slug: &str) -> t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_shrink_after_many_clients_from_many_addresses() {
-    let server = Server::start_with(None, &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    // Rooms stay in memory for `idle_evict` after their last member leaves.
+    let server = Server::start_with(Some("[rooms]\nidle_evict = \"1s\"\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
     let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
     let mut held = Vec::new();
     for a in 0..30u8 {

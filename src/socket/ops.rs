@@ -127,8 +127,25 @@ async fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize
     recipients
 }
 
+/// Notes activity in a room: keeps it in memory, and its access time on disk current.
+fn touch(app: &App, slug: &Slug) {
+    app.presence.touch(slug);
+    if let Err(e) = app.store.touch_room(slug) {
+        tracing::debug!(error = %e, "cannot record room access");
+    }
+}
+
 /// Runs one room or admin event (everything but joins and leaves).
 pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
+    let done = relay_authorized(app, who, ev).await?;
+    // Only an accepted event counts as activity: refused input changes nothing.
+    if let Some(slug) = ev.slug() {
+        touch(app, slug);
+    }
+    Ok(done)
+}
+
+async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
     let ack = |count: Option<u64>| match count {
         Some(c) => serde_json::json!({"ok": true, "likeCount": c}),
         None => serde_json::json!({"ok": true}),
