@@ -143,6 +143,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
     tokio::spawn(sweep_limiters(app.clone()));
     tokio::spawn(crate::janitor::run(app.clone()));
+    tokio::spawn(crate::socket::reap_roomless(app.clone()));
     let svc = ServiceBuilder::new()
         .layer(RequestGuardLayer::new(app.clone()))
         .layer(layer)

@@ -64,3 +64,61 @@ async fn join_limit_message() {
     assert_eq!(e["message"], "Too many join requests");
     assert_eq!(e["event"], "event:join");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_join_no_room_are_disconnected_admins_exempt() {
+    let server = Server::start_with(Some("[limits]\nno_room_timeout = \"1s\"\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let mut idle = Sock::guest(&server.url, "idle", "nr").await;
+    let mut member = Sock::guest(&server.url, "member", "nr").await;
+    member.join("nr").await;
+    let mut admin = Sock::with_token(&server.url, &common::admin_token()).await;
+    idle.expect("close", 5000).await;
+    member.expect_none("close", 1500).await;
+    admin.expect_none("close", 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_while_the_room_goes_on() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start_with(Some("[limits]\noutgoing_queue = 16\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // The stalled client: joins, then never reads again.
+    let (mut stalled, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    stalled.next().await.unwrap().unwrap();
+    stalled.send(Message::text("40{\"guestSessionId\":\"stalled\",\"eventSlug\":\"slow\"}")).await.unwrap();
+    loop {
+        if let Message::Text(t) = stalled.next().await.unwrap().unwrap()
+            && t.as_str().starts_with("40")
+        {
+            break;
+        }
+    }
+    stalled.send(Message::text("42[\"event:join\",\"slow\"]")).await.unwrap();
+    let mut reader = Sock::guest(&server.url, "reader", "slow").await;
+    let snap = reader.join("slow").await;
+    assert_eq!(snap["guestCount"], 2);
+    let admin = Sock::with_token(&server.url, &common::admin_token()).await;
+    let big = "x".repeat(50_000);
+    const N: usize = 400;
+    for i in 0..N {
+        admin.emit("photo:upload:complete", json!({"eventSlug": "slow", "photo": {"id": i, "blob": big}})).await;
+    }
+    let mut got = 0;
+    let mut left = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < N && Instant::now() < deadline {
+        for (name, v) in reader.drain(200).await {
+            match name.as_str() {
+                "photo:upload:complete" => got += 1,
+                "guest:left" => left = Some(v["guestCount"].clone()),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(got, N, "the reading client missed messages");
+    assert_eq!(left, Some(json!(1)), "the stalled client was not shed from the room");
+    let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hafi_connections_refused_total{reason=\"slow_consumer\"} 1"), "{metrics}");
+    drop(stalled);
+}

@@ -44,6 +44,10 @@ pub struct Conn {
     turn: watch::Sender<u64>,
     /// Rate limits of this socket's events.
     guard: Mutex<guard::SocketGuard>,
+    /// Set once the socket was found not reading (see [`shed_slow_consumer`]).
+    shed: std::sync::atomic::AtomicBool,
+    /// Since when this socket has been in no event room (`None` while it is in one).
+    roomless_since: Mutex<Option<std::time::Instant>>,
     app: App,
 }
 
@@ -96,6 +100,10 @@ impl Drop for Conn {
 impl Conn {
     fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeSet<Slug>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn roomless(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.roomless_since.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
@@ -170,6 +178,8 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
         next_ticket: AtomicU64::new(0),
         turn: watch::channel(0).0,
         guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
+        shed: std::sync::atomic::AtomicBool::new(false),
+        roomless_since: Mutex::new(Some(std::time::Instant::now())),
         app: app.clone(),
     }));
     // Handlers are registered here, before the CONNECT reply goes out: socketioxide spawns the
@@ -282,6 +292,7 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
     let guest = guest_of(&conn.identity);
     s.join(slug.room());
     conn.rooms().insert(slug.clone());
+    *conn.roomless() = None;
     let change = app.presence.join(slug, s.id, guest);
     let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
     let joined = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
@@ -311,8 +322,14 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
 
 /// Leaves one room and tells the room; a socket that was not in it changes nothing.
 async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
-    if !conn.rooms().remove(slug) {
-        return;
+    {
+        let mut rooms = conn.rooms();
+        if !rooms.remove(slug) {
+            return;
+        }
+        if rooms.is_empty() {
+            *conn.roomless() = Some(std::time::Instant::now());
+        }
     }
     s.leave(slug.room());
     let change = app.presence.leave(slug, s.id);
@@ -322,6 +339,55 @@ async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
     let left = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
     ops::broadcast(app, &slug.room(), "guest:left", &left).await;
     app.admin_feed.touch(slug);
+}
+
+/// Disconnects sockets that have been in no event room for `no_room_timeout` (admins exempt:
+/// the admin page lives in the admin room). One pass over the sockets every few seconds costs
+/// less than a timer per socket. Runs until shutdown.
+pub async fn reap_roomless(app: App) {
+    let timeout = app.config.limits.no_room_timeout;
+    let every = (timeout / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = app.shutdown.wait() => return,
+        }
+        let Some(io) = app.io() else { continue };
+        for s in io.sockets() {
+            let Some(conn) = conn(&s) else { continue };
+            let idle = conn.roomless().is_some_and(|t| t.elapsed() >= timeout);
+            if idle && !conn.identity.is_admin() {
+                app.limiters.note_refusal(Refusal::Connection, "no_room_timeout");
+                let _ = s.disconnect();
+            }
+        }
+    }
+}
+
+/// A socket whose outgoing queue is full: it stops reading. It leaves its rooms at once (so
+/// the room goes on without it and counts it gone) and is disconnected as soon as its queue
+/// has room for the disconnect packet; the transport's ping timeout is the backstop.
+pub fn shed_slow_consumer(app: &App, s: SocketRef) {
+    let Some(conn) = conn(&s) else { return };
+    if conn.shed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    app.limiters.note_refusal(Refusal::Connection, "slow_consumer");
+    tracing::debug!(sid = %s.id, ip = ?conn.ip, "slow consumer shed");
+    let app = app.clone();
+    tokio::spawn(async move {
+        let rooms: Vec<Slug> = conn.rooms().iter().cloned().collect();
+        for slug in rooms {
+            leave(&app, &s, &conn, &slug).await;
+        }
+        s.leave_all();
+        for _ in 0..100 {
+            if !s.connected() || s.clone().disconnect().is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
 }
 
 async fn on_disconnect(s: SocketRef, State(app): State<App>, reason: DisconnectReason) {

@@ -90,14 +90,31 @@ pub struct Relayed {
 }
 
 /// Emits `data` as `event` to `room`; returns how many sockets were in the room.
+///
+/// The payload is serialized once; each socket then gets it through its own bounded queue, so a
+/// socket whose queue is full is found here and shed instead of silently missing messages or
+/// holding the room back.
 pub async fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
+    use socketioxide::{SendError, SocketError};
     let Some(io) = app.io() else { return 0 };
-    let recipients = io.to(room.to_string()).sockets().len();
-    crate::metrics::METRICS.deliveries.inc_by(recipients as u64);
-    if let Err(e) = io.to(room.to_string()).emit(event, data).await {
-        tracing::warn!(room, event, error = %e, "broadcast failed");
+    let raw = match serde_json::value::to_raw_value(data) {
+        Ok(raw) => raw,
+        Err(e) => {
+            tracing::error!(event, error = %e, "cannot encode a broadcast");
+            return 0;
+        }
+    };
+    let sockets = io.to(room.to_string()).sockets();
+    let mut delivered = 0;
+    for s in sockets {
+        match s.emit(event, &raw) {
+            Ok(()) => delivered += 1,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => crate::socket::shed_slow_consumer(app, s),
+            Err(_) => {}
+        }
     }
-    recipients
+    crate::metrics::METRICS.deliveries.inc_by(delivered as u64);
+    delivered
 }
 
 fn require_access(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {
