@@ -295,27 +295,71 @@ impl Store {
 
     /// Sets or clears `liker`'s like of `photo`; returns the outcome and the stored count
     /// record as it was before (to undo with).
+    ///
+    /// The liker marks and the count change in one sled transaction: a crash can never leave
+    /// a liker without its count or a count without its liker.
     fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<(LikeOutcome, Option<sled::IVec>), StoreError> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
         let _g = self.likes_guard();
         let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
         let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
-        let before_raw = self.t.counts.get(key2(slug.as_str(), photo.as_str()))?;
-        let before = before_raw.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose()?.map(|p| p.count).unwrap_or(0);
-        let present = self.t.likers.contains_key(&k)?;
-        if present == like {
-            return Ok((LikeOutcome { changed: false, count: before }, before_raw));
-        }
-        let count = if like {
-            self.t.likers.insert(k, &[])?;
-            self.t.liked_by.insert(by, &[])?;
-            before.saturating_add(1)
-        } else {
-            self.t.likers.remove(k)?;
-            self.t.liked_by.remove(by)?;
-            before.saturating_sub(1)
-        };
-        self.write_count(slug, photo, count)?;
-        Ok((LikeOutcome { changed: true, count }, before_raw))
+        let ck = key2(slug.as_str(), photo.as_str());
+        let now = now_ms();
+        let result = (&self.t.likers, &self.t.liked_by, &self.t.counts).transaction(|(likers, liked_by, counts)| {
+            let before_raw = counts.get(&ck)?;
+            let before = match before_raw.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose() {
+                Ok(p) => p.map(|p| p.count).unwrap_or(0),
+                Err(e) => return Err(ConflictableTransactionError::Abort(e)),
+            };
+            let present = likers.get(&k)?.is_some();
+            if present == like {
+                return Ok((LikeOutcome { changed: false, count: before }, before_raw));
+            }
+            let count = if like {
+                likers.insert(k.as_slice(), &[] as &[u8])?;
+                liked_by.insert(by.as_slice(), &[] as &[u8])?;
+                before.saturating_add(1)
+            } else {
+                likers.remove(k.as_slice())?;
+                liked_by.remove(by.as_slice())?;
+                before.saturating_sub(1)
+            };
+            counts.insert(ck.as_slice(), encode(&PhotoLikes { count, updated_ms: now }))?;
+            Ok((LikeOutcome { changed: true, count }, before_raw))
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+
+    /// Puts a like back as it was before a change that could not be made durable.
+    fn undo_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, was_liked: bool, count_raw: Option<sled::IVec>) -> Result<(), StoreError> {
+        use sled::Transactional;
+        let _g = self.likes_guard();
+        let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
+        let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
+        let ck = key2(slug.as_str(), photo.as_str());
+        (&self.t.likers, &self.t.liked_by, &self.t.counts)
+            .transaction(|(likers, liked_by, counts)| {
+                if was_liked {
+                    likers.insert(k.as_slice(), &[] as &[u8])?;
+                    liked_by.insert(by.as_slice(), &[] as &[u8])?;
+                } else {
+                    likers.remove(k.as_slice())?;
+                    liked_by.remove(by.as_slice())?;
+                }
+                match &count_raw {
+                    Some(raw) => counts.insert(ck.as_slice(), raw.clone())?,
+                    None => counts.remove(ck.as_slice())?,
+                };
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt("undo aborted".into()),
+            })
     }
 
     /// Like or unlike through the breaker. A change that cannot be made durable is undone, so
@@ -337,14 +381,7 @@ impl Store {
             Ok(()) => Ok(outcome),
             Err(e) => {
                 if outcome.changed {
-                    let key = key2(slug.as_str(), photo.as_str());
-                    let undone = self.apply_like(slug, photo, liker, !like).and_then(|_| {
-                        match &before {
-                            Some(raw) => self.t.counts.insert(key, raw.clone()).map(|_| ()),
-                            None => self.t.counts.remove(key).map(|_| ()),
-                        }
-                        .map_err(StoreError::from)
-                    });
+                    let undone = self.undo_like(slug, photo, liker, !like, before);
                     if let Err(u) = undone {
                         tracing::error!(error = %u, "cannot undo a like that failed to persist");
                     }
