@@ -203,3 +203,21 @@ async fn login_endpoint() {
     let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
 }
+
+#[test]
+fn data_directory_of_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(&["admin", "list"], dir.path(), "").status.success());
+    {
+        // What a later release would have written.
+        let db = sled::open(dir.path().join("db")).unwrap();
+        db.open_tree("meta").unwrap().insert("format_version", &[9u8]).unwrap();
+        db.flush().unwrap();
+    }
+    let o = run(&["check"], dir.path(), "");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("newer hafi-realtime (format 9"), "{}", text(&o));
+    let o = bin().args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"]).arg(dir.path()).env("NEXTAUTH_SECRET", SECRET).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("newer hafi-realtime"));
+}

@@ -114,3 +114,44 @@ async fn new_connection_bucket_per_ip() {
     // The HTTP API has its own bucket; Socket.IO traffic does not drain it.
     assert_eq!(c.get(format!("{}/health", server.url)).send().await.unwrap().status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_bucket_per_ip() {
+    let server = Server::start_with(Some("[limits]\nhttp_per_ip = { rate = 1, per = \"10s\", burst = 5 }\n"), &[]);
+    let c = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(c.get(format!("{}/health", server.url)).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429]);
+    let r = c.get(format!("{}/api/admin/events", server.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].is_string());
+    // Socket.IO traffic is not counted against it.
+    let poll = c.get(format!("{}/socket.io/?EIO=4&transport=polling", server.url)).send().await.unwrap();
+    assert_eq!(poll.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_object_auth_is_authentication_failed() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    ws.next().await.unwrap().unwrap();
+    ws.send(Message::text("40[\"not\",\"an object\"]")).await.unwrap();
+    let reply = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no reply").unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            if t.as_str() == "2" {
+                ws.send(Message::text("3")).await.unwrap();
+                continue;
+            }
+            break t.as_str().to_string();
+        }
+    };
+    assert_eq!(reply, "44{\"message\":\"Authentication failed\"}");
+}

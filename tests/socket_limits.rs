@@ -122,3 +122,23 @@ async fn a_client_that_stops_reading_is_dropped_while_the_room_goes_on() {
     assert!(metrics.contains("hafi_connections_refused_total{reason=\"slow_consumer\"} 1"), "{metrics}");
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_session_socket_cap() {
+    let server = Server::start_with(Some("[limits]\nmax_sockets_per_session = 3\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = Sock::guest(&server.url, "one-phone", "cap").await;
+        s.join("cap").await;
+        held.push(s);
+    }
+    let mut fourth = Sock::guest(&server.url, "one-phone", "cap").await;
+    assert_eq!(fourth.expect(common::CONNECT_ERROR, 3000).await["message"], "Too many connections");
+    // Another session is not affected; closing one admits one again.
+    let mut other = Sock::guest(&server.url, "other-phone", "cap").await;
+    other.join("cap").await;
+    held.pop().unwrap().close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = Sock::guest(&server.url, "one-phone", "cap").await;
+    again.join("cap").await;
+}

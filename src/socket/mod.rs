@@ -122,6 +122,11 @@ fn auth_str<'a>(auth: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Decides who a new connection is, in the order of the contract: token, then guest session.
 fn identify(app: &App, auth: &Value, header_token: Option<&str>) -> Result<Identity, ConnectRefusal> {
+    // socket.io-client always sends an object (or nothing); anything else is not a client of
+    // ours.
+    if !(auth.is_object() || auth.is_null()) {
+        return Err(ConnectRefusal::AuthenticationFailed);
+    }
     let token = auth_str(auth, "token").or(header_token);
     if let Some(identity) = token.and_then(|t| app.tokens.verify(t)) {
         return Ok(identity);
