@@ -308,7 +308,7 @@ async fn serve_async(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind((config.host, config.port)).await {
+    let listener = match crate::server::listen(std::net::SocketAddr::new(config.host, config.port)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("hafi-realtime: cannot listen on {}:{}: {e}", config.host, config.port);

@@ -17,6 +17,18 @@ use crate::metrics::Refusal;
 use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::state::App;
 
+/// Pending connections the kernel queues for us: a connect storm of thousands of guests must
+/// not overflow it (the default of 128 makes clients wait for a SYN retry).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listening socket (address reuse on, a deep backlog).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// File descriptors kept back from the connection cap for storage, listeners and logs.
 const FD_RESERVE: u64 = 128;
 
@@ -99,6 +111,8 @@ fn socket_io(app: &App) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
         // Websocket frames have their own limit (64 MiB by default); hold them to the same one.
         .ws_max_message_size(l.max_payload_bytes as usize)
         .ws_max_frame_size(l.max_payload_bytes as usize)
+        // Guests send tiny messages; a small read buffer saves memory on every connection.
+        .ws_read_buffer_size(1024)
         .max_buffer_size(l.outgoing_queue)
         .build_layer()
 }
