@@ -82,6 +82,24 @@ fn cors(headers: &mut http::HeaderMap, origin: &HeaderValue) {
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
+/// Copies a request's URI and headers out of hyper's read buffer. socketioxide keeps the
+/// handshake request's head for the whole life of a socket, and header values that are slices
+/// of that buffer would keep all of it (8 KiB or more) alive per connection.
+fn detach_head<B>(req: Request<B>) -> Request<B> {
+    let (mut parts, body) = req.into_parts();
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in parts.headers.iter() {
+        if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            headers.append(n, v);
+        }
+    }
+    parts.headers = headers;
+    if let Ok(uri) = parts.uri.to_string().parse() {
+        parts.uri = uri;
+    }
+    Request::from_parts(parts, body)
+}
+
 impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestGuard<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -137,6 +155,7 @@ where
             app.limiters.note_refusal(Refusal::Http, "http_rate");
             return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many requests", Some(wait)));
         }
+        let req = if is_socket { detach_head(req) } else { req };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
