@@ -497,6 +497,18 @@ impl Config {
         if l.outgoing_queue == 0 || l.max_payload_bytes < 1024 || l.max_http_body_bytes < 1024 {
             return Err(invalid("limits", "outgoing_queue must be above zero and byte limits at least 1024"));
         }
+        for (name, d) in [
+            ("limits.ping_interval", l.ping_interval),
+            ("limits.ping_timeout", l.ping_timeout),
+            ("limits.connect_timeout", l.connect_timeout),
+            ("limits.no_room_timeout", l.no_room_timeout),
+            ("limits.abuse_window", l.abuse_window),
+            ("rooms.idle_evict", self.idle_evict),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(name, "must be above zero"));
+            }
+        }
         if self.snapshot_max_photos == 0 {
             return Err(invalid("rooms.snapshot_max_photos", "must be above zero"));
         }
@@ -593,6 +605,7 @@ mod tests {
         assert!(load(&[], Some("[rooms]\nidle_evict = \"5 parsecs\"\n"), Overrides::default()).is_err());
         assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86400)));
         assert_eq!(parse_duration("10"), None);
+        assert!(load(&[], Some("[limits]\nping_interval = \"0s\"\n"), Overrides::default()).is_err());
     }
 
     #[test]
