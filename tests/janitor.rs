@@ -214,3 +214,23 @@ async fn thousands_of_rooms_come_and_go_and_memory_returns() {
     // under what 3000 rooms' worth of presence would be if it leaked.
     assert!(after <= before + 24 * 1024, "RSS grew from {before} KiB to {after} KiB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_holds_at_most_snapshot_max_photos_most_recent_first() {
+    let server = Server::start_with(Some("[rooms]\nsnapshot_max_photos = 3\n"), &[]);
+    let http = Http::new(&server);
+    http.create_event("huge", None).await;
+    for i in 0..8 {
+        let (st, _) = http
+            .call("POST", "/api/emit", Some(&admin_token()), Some(json!({"event": "photo:like", "data": {"eventSlug": "huge", "photo_id": format!("p{i}"), "likeCount": i + 1}})))
+            .await;
+        assert_eq!(st, 202);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let g = http.guest_session("huge").await;
+    let mut s = Sock::guest(&server.url, &g, "huge").await;
+    let snap = s.join("huge").await;
+    assert_eq!(snap["likes"], json!({"p7": 8, "p6": 7, "p5": 6}));
+    // The room's totals still count every photo.
+    assert_eq!(room(&http, "huge").await["likes"], 36);
+}

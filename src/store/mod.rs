@@ -411,18 +411,31 @@ impl Store {
     }
 
     /// Like counts of a room, most recently changed first, at most `limit`.
+    ///
+    /// Memory stays at `limit` entries however many photos the event has: a min-heap keyed by
+    /// change time keeps the most recent ones while the scan goes by.
     pub fn room_likes(&self, slug: &Slug, limit: usize) -> Result<Vec<(PhotoId, u64)>, StoreError> {
-        let mut all: Vec<(i64, PhotoId, u64)> = Vec::new();
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Newer first; among equal times the smaller photo id first (so Reverse ordering pops the
+        // oldest, larger id first).
+        let mut heap: BinaryHeap<Reverse<(i64, Reverse<PhotoId>, u64)>> = BinaryHeap::with_capacity(limit + 1);
         for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
             let (k, v) = item?;
             let rec: PhotoLikes = decode(&v)?;
             if let Some(photo) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
-                all.push((rec.updated_ms, photo, rec.count));
+                heap.push(Reverse((rec.updated_ms, Reverse(photo), rec.count)));
+                if heap.len() > limit {
+                    heap.pop();
+                }
             }
         }
-        all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        all.truncate(limit);
-        Ok(all.into_iter().map(|(_, p, c)| (p, c)).collect())
+        let mut out: Vec<(i64, PhotoId, u64)> = heap.into_iter().map(|Reverse((t, Reverse(p), c))| (t, p, c)).collect();
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(out.into_iter().map(|(_, p, c)| (p, c)).collect())
     }
 
     /// Sum of the like counts of a room and its `top` most liked photos.
@@ -735,6 +748,8 @@ mod tests {
         }
         let got = st.room_likes(&s, 2).unwrap();
         assert_eq!(got, vec![(photo("p4"), 4), (photo("p3"), 3)]);
+        assert_eq!(st.room_likes(&s, 10).unwrap().len(), 5);
+        assert!(st.room_likes(&s, 0).unwrap().is_empty());
     }
 
     #[tokio::test]
