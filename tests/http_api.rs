@@ -146,3 +146,19 @@ async fn emit_and_rooms() {
     assert!(party["lastAccessAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(http.call("GET", "/api/admin/rooms", None, None).await.0, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_changes_reach_the_admin_room() {
+    let server = Server::start();
+    let http = Http::new(&server);
+    let mut admin = Sock::with_token(&server.url, &admin_token()).await;
+    admin.emit("admin:join", serde_json::Value::Null).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    http.create_event("live-list", None).await;
+    let e = admin.expect("admin:event", 3000).await;
+    assert_eq!((e["action"].clone(), e["slug"].clone()), (json!("created"), json!("live-list")));
+    http.call("PATCH", "/api/admin/events/live-list", Some(&admin_token()), Some(json!({"name": "Renamed"}))).await;
+    assert_eq!(admin.expect("admin:event", 3000).await["action"], "updated");
+    http.call("DELETE", "/api/admin/events/live-list", Some(&admin_token()), None).await;
+    assert_eq!(admin.expect("admin:event", 3000).await["action"], "deleted");
+}

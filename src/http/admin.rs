@@ -14,6 +14,12 @@ use crate::types::{AccessCode, EventStatus, GuestSessionId, Slug};
 
 const NAME_MAX: usize = 200;
 
+/// Tells the admin room that the event registry changed, so the admin page re-reads it.
+async fn announce(app: &App, action: &str, slug: &Slug) {
+    let payload = serde_json::json!({ "action": action, "slug": slug.as_str(), "timestamp": crate::clock::iso_now() });
+    ops::broadcast(app, ops::ADMIN_ROOM, "admin:event", &payload).await;
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventJson {
@@ -193,6 +199,7 @@ pub async fn create_event(app: &App, auth: &Option<String>, body: &Bytes) -> Api
     if !app.store.create_event(&rec).await? {
         return Err(ApiError::new(409, "Event already exists"));
     }
+    announce(app, "created", &rec.slug).await;
     Ok(json(201, &EventJson::from(&rec)))
 }
 
@@ -217,6 +224,7 @@ pub async fn patch_event(app: &App, auth: &Option<String>, raw: &str, body: &Byt
         rec.access_code = opt_code(v)?;
     }
     app.store.put_event(&rec).await?;
+    announce(app, "updated", &rec.slug).await;
     Ok(json(200, &EventJson::from(&rec)))
 }
 
@@ -226,6 +234,7 @@ pub async fn delete_event(app: &App, auth: &Option<String>, raw: &str) -> ApiRes
     if !app.store.delete_event(&slug).await? {
         return Err(ApiError::new(404, "Event not found"));
     }
+    announce(app, "deleted", &slug).await;
     Ok(warp::reply::with_status(warp::reply(), warp::http::StatusCode::NO_CONTENT).into_response())
 }
 
@@ -269,7 +278,9 @@ pub async fn create_session(app: &App, auth: &Option<String>, body: &Bytes) -> A
     if app.store.event(&slug)?.is_none() {
         let rec = EventRecord { slug: slug.clone(), name: None, status: EventStatus::Active, owner_id: None, access_code: None, created_ms: now_ms() };
         // Losing a race with another creator is fine: the event exists either way.
-        app.store.create_event(&rec).await?;
+        if app.store.create_event(&rec).await? {
+            announce(app, "created", &slug).await;
+        }
     }
     let s = store_session(app, &slug, id, expires).await?;
     Ok(json(201, &SessionJson::from(&s)))

@@ -144,6 +144,7 @@
     unseenFeed: 0,
     recentComments: new Map(),
     expiryTimer: null,
+    refreshTimer: null, // pending re-read after an admin:event
     loaded: false,
   };
 
@@ -331,6 +332,11 @@
     sio.on('admin:comment', onComment);
     sio.on('photo:comment', onComment);
     sio.on('admin:notification', onNotification);
+    // The event registry changed (here, in the web app, or on another admin's page).
+    sio.on('admin:event', () => {
+      if (state.refreshTimer) return;
+      state.refreshTimer = setTimeout(() => { state.refreshTimer = null; if (state.loaded) refresh(true); }, 300);
+    });
     sio.connect();
   }
 
@@ -411,8 +417,8 @@
 
   $('rooms-refresh').addEventListener('click', () => refresh());
 
-  // Counts arrive over the socket; the event registry (names, statuses, events added by the web
-  // app or another admin) has no live feed, so re-read it now and then while the page is in view.
+  // Counts and registry changes arrive over the socket (`admin:event`); re-read now and then
+  // anyway while the page is in view, in case a change happened while the socket was down.
   setInterval(() => {
     if (state.session && state.loaded && document.visibilityState === 'visible') refresh(true);
   }, 60000);
