@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
@@ -48,10 +48,6 @@ struct Inner {
     requested: AtomicU64,
     progress: watch::Sender<Progress>,
     wake: Notify,
-    /// Flushes done so far and their total time, for metrics and the benchmark.
-    flushes: AtomicU64,
-    flush_micros: AtomicU64,
-    last_flush_micros: AtomicU64,
 }
 
 /// Cheap-to-clone handle to the committer task.
@@ -76,9 +72,6 @@ impl Committer {
             requested: AtomicU64::new(0),
             progress: tx,
             wake: Notify::new(),
-            flushes: AtomicU64::new(0),
-            flush_micros: AtomicU64::new(0),
-            last_flush_micros: AtomicU64::new(0),
         });
         let task = inner.clone();
         tokio::spawn(async move { run(task).await });
@@ -102,14 +95,6 @@ impl Committer {
         }
     }
 
-    /// Number of flushes and their mean duration.
-    pub fn stats(&self) -> (u64, Duration, Duration) {
-        let n = self.inner.flushes.load(Ordering::Relaxed);
-        let total = self.inner.flush_micros.load(Ordering::Relaxed);
-        let last = self.inner.last_flush_micros.load(Ordering::Relaxed);
-        let mean = if n == 0 { 0 } else { total / n };
-        (n, Duration::from_micros(mean), Duration::from_micros(last))
-    }
 }
 
 /// One flush, timed.
@@ -117,11 +102,7 @@ async fn flush_once(inner: &Inner) -> Result<(), String> {
     let flusher = inner.target.clone();
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || flusher.flush()).await.unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
-    let micros = started.elapsed().as_micros() as u64;
-    crate::metrics::METRICS.flush_seconds.observe(micros as f64 / 1e6);
-    inner.flushes.fetch_add(1, Ordering::Relaxed);
-    inner.flush_micros.fetch_add(micros, Ordering::Relaxed);
-    inner.last_flush_micros.store(micros, Ordering::Relaxed);
+    crate::metrics::METRICS.flush_seconds.observe(started.elapsed().as_secs_f64());
     result
 }
 
@@ -154,6 +135,7 @@ async fn run(inner: Arc<Inner>) {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     struct Counting(AtomicUsize, bool);
     impl Flush for Counting {

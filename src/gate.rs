@@ -97,10 +97,6 @@ impl Slot {
         *mine = Some(ip);
         Ok(())
     }
-
-    pub fn has_ip(&self) -> bool {
-        self.ip.lock().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
 }
 
 impl Drop for Slot {

@@ -10,12 +10,12 @@ use std::net::IpAddr;
 
 use crate::config::{Bucket, Config};
 
-/// The per-IP rate tables of the process, and counters of refusals by reason.
+/// The per-IP rate tables of the process, and when each refusal reason was last logged.
 pub struct Limiters {
     pub login: KeyedBuckets<IpAddr>,
     pub http: KeyedBuckets<IpAddr>,
     pub connect: KeyedBuckets<IpAddr>,
-    refusals: Mutex<HashMap<&'static str, (u64, Option<Instant>)>>,
+    logged: Mutex<HashMap<&'static str, Instant>>,
 }
 
 impl Limiters {
@@ -24,29 +24,21 @@ impl Limiters {
             login: KeyedBuckets::new(config.limits.login_per_ip),
             http: KeyedBuckets::new(config.limits.http_per_ip),
             connect: KeyedBuckets::new(config.limits.connect_per_ip),
-            refusals: Mutex::new(HashMap::new()),
+            logged: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Counts a refusal; logs it at most once per second per reason (abuse must not flood logs).
+    /// Counts a refusal (in `/metrics`); logs it at most once per second per reason, so abuse
+    /// cannot flood the logs.
     pub fn note_refusal(&self, kind: crate::metrics::Refusal, reason: &'static str) {
         crate::metrics::refused(kind, reason);
         let now = Instant::now();
-        let mut t = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
-        let (n, last) = t.entry(reason).or_insert((0, None));
-        *n += 1;
-        if last.is_none_or(|l| now.duration_since(l) >= Duration::from_secs(1)) {
-            *last = Some(now);
-            tracing::info!(reason, kind = ?kind, total = *n, "refused");
+        let mut t = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let due = t.get(reason).is_none_or(|l| now.duration_since(*l) >= Duration::from_secs(1));
+        if due {
+            t.insert(reason, now);
+            tracing::info!(reason, kind = ?kind, "refused");
         }
-    }
-
-    /// Refusals so far, by reason (for `/metrics`).
-    pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
-        let t = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<_> = t.iter().map(|(k, (n, _))| (*k, *n)).collect();
-        v.sort();
-        v
     }
 
     /// Forgets every bucket that has refilled.

@@ -15,6 +15,9 @@ use socketioxide::socket::Sid;
 
 use crate::types::{GuestSessionId, Slug};
 
+/// How far a room's stored access time may lag its activity.
+pub const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
 struct Room {
     /// Every member socket, with its guest session if it is a guest.
     sockets: HashMap<Sid, Option<GuestSessionId>>,
@@ -22,11 +25,13 @@ struct Room {
     guests: HashMap<GuestSessionId, u32>,
     /// Last join, leave or event in this room.
     last_activity: Instant,
+    /// When activity was last written to the room's stored access time.
+    persisted: Instant,
 }
 
 impl Default for Room {
     fn default() -> Room {
-        Room { sockets: HashMap::new(), guests: HashMap::new(), last_activity: Instant::now() }
+        Room { sockets: HashMap::new(), guests: HashMap::new(), last_activity: Instant::now(), persisted: Instant::now() }
     }
 }
 
@@ -98,10 +103,21 @@ impl Presence {
         Change { guest_count: room.guests.len(), changed }
     }
 
-    /// Notes activity in a room that is in memory.
-    pub fn touch(&self, slug: &Slug) {
-        if let Some(r) = self.lock().rooms.get_mut(slug) {
-            r.last_activity = Instant::now();
+    /// Notes activity in a room. True when the stored access time is due for a write: the room
+    /// is not in memory, or it was last written `PERSIST_EVERY` ago (access times may lag that
+    /// much, and a busy room must not cost a disk write per like).
+    pub fn touch(&self, slug: &Slug) -> bool {
+        let now = Instant::now();
+        match self.lock().rooms.get_mut(slug) {
+            Some(r) => {
+                r.last_activity = now;
+                let due = now.duration_since(r.persisted) >= PERSIST_EVERY;
+                if due {
+                    r.persisted = now;
+                }
+                due
+            }
+            None => true,
         }
     }
 
@@ -206,6 +222,16 @@ mod tests {
         assert!(!p.is_live(&s));
         assert_eq!(p.table_sizes(), (0, 0, 0));
         assert!(p.next_eviction(Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn access_time_writes_are_throttled_per_room() {
+        let p = Presence::default();
+        let s = Slug::parse("busy").unwrap();
+        assert!(p.touch(&s), "a room not in memory is always written");
+        p.join(&s, Sid::new(), None);
+        assert!(!p.touch(&s), "just joined: the join wrote it");
+        assert!(!p.touch(&s));
     }
 
     #[test]

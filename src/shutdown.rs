@@ -19,10 +19,6 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
-    pub fn is_triggered(&self) -> bool {
-        *self.tx.borrow()
-    }
-
     /// Resolves once shutdown has been triggered (at once if it already was).
     pub async fn wait(&self) {
         let mut rx = self.tx.subscribe();

@@ -146,8 +146,9 @@ async fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize
 
 /// Notes activity in a room: keeps it in memory, and its access time on disk current.
 fn touch(app: &App, slug: &Slug) {
-    app.presence.touch(slug);
-    if let Err(e) = app.store.touch_room(slug) {
+    if app.presence.touch(slug)
+        && let Err(e) = app.store.touch_room(slug)
+    {
         tracing::debug!(error = %e, "cannot record room access");
     }
 }

@@ -266,10 +266,6 @@ impl Store {
         }
     }
 
-    pub fn committer(&self) -> &Committer {
-        &self.commit
-    }
-
     /// Flushes synchronously (shutdown, CLI commands).
     pub fn flush_now(&self) -> Result<(), StoreError> {
         sled::Tree::flush(&self.t.db)?;
@@ -458,16 +454,6 @@ impl Store {
             }
         }
         Ok((sum, best))
-    }
-
-    /// Sum of the like counts of a room.
-    pub fn room_like_total(&self, slug: &Slug) -> Result<u64, StoreError> {
-        let mut sum = 0u64;
-        for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
-            let (_, v) = item?;
-            sum = sum.saturating_add(decode::<PhotoLikes>(&v)?.count);
-        }
-        Ok(sum)
     }
 
     /// Photos of a room that `liker` likes, at most `limit`.
@@ -723,7 +709,7 @@ mod tests {
         assert!(st.liked_by(&s, &a, 10).unwrap().is_empty());
         st.set_like_count(&s, &p, 40).await.unwrap();
         assert_eq!(st.room_likes(&s, 10).unwrap(), vec![(p.clone(), 40)]);
-        assert_eq!(st.room_like_total(&s).unwrap(), 40);
+        assert_eq!(st.room_like_summary(&s, 0).unwrap().0, 40);
     }
 
     #[tokio::test]
