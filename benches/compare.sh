@@ -17,6 +17,7 @@
 #   CONN_TIMEOUT=30  (seconds for one connect + handshake + join)
 #   STORM_N=5000 STORM_ROOMS=100
 #   CHURN_CYCLES=10000 CHURN_SLUGS=2500 CHURN_CONCURRENCY=200 CHURN_SETTLE=30
+#   CHURN_SOAKS=1  soaks per server process (later ones: churn-<server>-<run>-soak<k>.json)
 #   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
 #   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build with cargo into $CARGO_TARGET_DIR)
 #   HAFI_CONFIG    benches/bench-config.toml
@@ -36,7 +37,7 @@ FANOUT_LIKERS="${FANOUT_LIKERS:-1}"; FANOUT_SETTLE_MAX="${FANOUT_SETTLE_MAX:-180
 CONN_TIMEOUT="${CONN_TIMEOUT:-30}"
 STORM_N="${STORM_N:-5000}"; STORM_ROOMS="${STORM_ROOMS:-100}"
 CHURN_CYCLES="${CHURN_CYCLES:-10000}"; CHURN_SLUGS="${CHURN_SLUGS:-2500}"
-CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"
+CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"; CHURN_SOAKS="${CHURN_SOAKS:-1}"
 LOADGEN_THREADS="${LOADGEN_THREADS:-2}"; SOURCES="${SOURCES:-16}"; PER_PROCESS="${PER_PROCESS:-9000}"
 HAFI_CONFIG="${HAFI_CONFIG:-$here/bench-config.toml}"
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/hafi-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -123,6 +124,15 @@ for scenario in $SCENARIOS; do
       timeout 1200 "$LOADGEN_BIN" $args >"$OUT_DIR/$scenario-$kind-$rep.json" 2>"$OUT_DIR/$scenario-$kind-$rep.log" \
         || log "loadgen exited with $? (see $OUT_DIR/$scenario-$kind-$rep.log)"
       nstat 2>/dev/null | grep -E 'ListenOverflows|ListenDrops|TCPSynRetrans' >"$OUT_DIR/$scenario-$kind-$rep.nstat" || true
+      # Further soaks against the same process: does memory settle, or keep growing per soak?
+      if [[ "$scenario" == churn ]]; then
+        for soak in $(seq 2 "$CHURN_SOAKS"); do
+          f="$OUT_DIR/$scenario-$kind-$rep-soak$soak"
+          # shellcheck disable=SC2086
+          timeout 1200 "$LOADGEN_BIN" $args --prefix "soak$soak" >"$f.json" 2>"$f.log" || log "loadgen exited with $? (see $f.log)"
+          log "$kind soak $soak: $(grep -o '"rss_before_kib":[0-9]*' "$f.json") $(grep -o '"rss_after_kib":[0-9]*' "$f.json")"
+        done
+      fi
       stop_server
     done
   done

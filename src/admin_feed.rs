@@ -94,7 +94,7 @@ pub async fn run(app: App) {
         for slug in dirty {
             match summary(&app, &slug) {
                 Ok(s) => {
-                    broadcast(&app, ADMIN_ROOM, "admin:room", &s).await;
+                    broadcast(&app, ADMIN_ROOM, "admin:room", &s);
                 }
                 Err(e) => tracing::warn!(room = %slug, error = %e, "cannot summarise room"),
             }

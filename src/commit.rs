@@ -80,13 +80,36 @@ impl Committer {
 
     /// Waits until everything written before this call is on disk.
     pub async fn durable(&self) -> Result<(), CommitError> {
+        self.ticket().wait().await
+    }
+
+    /// Takes a place in the next flush now, to be waited for later: a writer that applied its
+    /// change can let the next writer go on while the flush runs.
+    pub fn ticket(&self) -> Ticket {
         if !self.inner.group {
+            return Ticket { inner: self.inner.clone(), number: None };
+        }
+        let number = self.inner.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.wake.notify_one();
+        Ticket { inner: self.inner.clone(), number: Some(number) }
+    }
+}
+
+/// A change that will be durable once a flush that started after it has finished.
+#[must_use]
+pub struct Ticket {
+    inner: Arc<Inner>,
+    /// `None`: no group commit, this ticket pays for its own flush.
+    number: Option<u64>,
+}
+
+impl Ticket {
+    pub async fn wait(self) -> Result<(), CommitError> {
+        let Some(ticket) = self.number else {
             let _one_at_a_time = self.inner.serial.lock().await;
             return flush_once(&self.inner).await.map_err(CommitError::Flush);
-        }
+        };
         let mut rx = self.inner.progress.subscribe();
-        let ticket = self.inner.requested.fetch_add(1, Ordering::AcqRel) + 1;
-        self.inner.wake.notify_one();
         let seen = rx.wait_for(|p| p.ok >= ticket || p.failed >= ticket).await.map_err(|_| CommitError::Closed)?;
         if seen.ok >= ticket {
             Ok(())
@@ -94,7 +117,6 @@ impl Committer {
             Err(CommitError::Flush("a storage flush failed".into()))
         }
     }
-
 }
 
 /// One flush, timed.

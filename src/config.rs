@@ -121,6 +121,8 @@ pub struct Config {
     pub log_json: bool,
     /// Group commit of durable writes (`[storage] group_commit`); off only to measure it.
     pub group_commit: bool,
+    /// Memory sled may keep as its page cache, in MiB (`[storage] cache_mb`).
+    pub cache_mb: u32,
 }
 
 impl Default for Config {
@@ -167,6 +169,7 @@ impl Default for Config {
             metrics_token: None,
             log_json: false,
             group_commit: true,
+            cache_mb: 8,
         }
     }
 }
@@ -244,6 +247,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileStorage {
     group_commit: Option<bool>,
+    cache_mb: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -442,6 +446,7 @@ impl Config {
         set(&mut self.guest_comments, f.rooms.guest_comments);
         set(&mut self.metrics_token, f.metrics.token.map(Some));
         set(&mut self.group_commit, f.storage.group_commit);
+        set(&mut self.cache_mb, f.storage.cache_mb);
         Ok(())
     }
 

@@ -37,9 +37,17 @@ impl Default for Room {
 
 #[derive(Default)]
 struct Inner {
-    rooms: HashMap<Slug, Room>,
+    /// Boxed: an evicted room's slot in the table then costs a pointer, not a whole `Room`.
+    rooms: HashMap<Slug, Box<Room>>,
     /// Connected sockets per guest session (all rooms), for the per-session cap.
     session_sockets: HashMap<GuestSessionId, usize>,
+}
+
+/// Shrinks a table that is mostly empty, keeping room to grow so that it does not thrash.
+fn shrink<K: Eq + std::hash::Hash, V>(table: &mut HashMap<K, V>) {
+    if table.capacity() > 4 * table.len() + 64 {
+        table.shrink_to(2 * table.len());
+    }
 }
 
 /// Shared presence table. Critical sections are a few hash operations; a `std` mutex is right.
@@ -100,6 +108,11 @@ impl Presence {
                 true
             }
         };
+        if room.sockets.is_empty() {
+            // An empty room may stay in memory for `idle_evict`; without its members' capacity.
+            room.sockets = HashMap::new();
+            room.guests = HashMap::new();
+        }
         Change { guest_count: room.guests.len(), changed }
     }
 
@@ -122,16 +135,22 @@ impl Presence {
     }
 
     /// Drops the rooms that have had no member and no activity for `idle`; returns them.
+    ///
+    /// The tables give back the memory a past crowd of rooms and sessions left behind: a hash
+    /// table keeps its largest size otherwise, and RSS would stay at the busiest hour's.
     pub fn evict_idle(&self, idle: Duration) -> Vec<Slug> {
         let now = Instant::now();
         let mut evicted = Vec::new();
-        self.lock().rooms.retain(|slug, r| {
+        let mut inner = self.lock();
+        inner.rooms.retain(|slug, r| {
             let keep = !r.sockets.is_empty() || now.duration_since(r.last_activity) < idle;
             if !keep {
                 evicted.push(slug.clone());
             }
             keep
         });
+        shrink(&mut inner.rooms);
+        shrink(&mut inner.session_sockets);
         evicted
     }
 
@@ -185,6 +204,12 @@ impl Presence {
         }
     }
 
+    #[cfg(test)]
+    fn capacities(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.rooms.capacity(), inner.session_sockets.capacity())
+    }
+
     /// Sizes of the internal tables: (rooms, room memberships, sessions with sockets).
     pub fn table_sizes(&self) -> (usize, usize, usize) {
         let inner = self.lock();
@@ -222,6 +247,27 @@ mod tests {
         assert!(!p.is_live(&s));
         assert_eq!(p.table_sizes(), (0, 0, 0));
         assert!(p.next_eviction(Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn tables_give_memory_back_after_a_crowd() {
+        let p = Presence::default();
+        let crowd: Vec<_> = (0..5000)
+            .map(|i| (Slug::parse(&format!("room-{i}")).unwrap(), GuestSessionId::parse(&format!("g{i}")).unwrap(), Sid::new()))
+            .collect();
+        for (s, g, sid) in &crowd {
+            assert!(p.add_session_socket(g, 8));
+            p.join(s, *sid, Some(g));
+        }
+        for (s, g, sid) in &crowd {
+            p.leave(s, *sid);
+            p.remove_session_socket(g);
+        }
+        let (rooms, sessions) = p.capacities();
+        assert!(rooms >= 5000 && sessions >= 5000, "{rooms} {sessions}");
+        assert_eq!(p.evict_idle(Duration::ZERO).len(), 5000);
+        assert!(p.capacities().0 <= 64, "{:?}", p.capacities());
+        assert!(p.capacities().1 <= 64, "{:?}", p.capacities());
     }
 
     #[test]

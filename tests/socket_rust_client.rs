@@ -228,3 +228,46 @@ async fn malformed_payloads_change_nothing() {
     let (st, _) = http.call("GET", "/health", None, None).await;
     assert_eq!(st, 200);
 }
+
+/// One socket sending likes, unlikes and comments back to back (as the web app's broadcaster
+/// does): likes are applied ahead of the broadcasts of earlier events, yet the room sees every
+/// effect in the order sent, with counts that follow the order, and the stored state matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_socket_burst_keeps_its_order() {
+    let server = Server::start();
+    let http = Http::new(&server);
+    http.create_event("burst", None).await;
+    let g = http.guest_session("burst").await;
+    let mut watcher = Sock::guest(&server.url, &g, "burst").await;
+    watcher.join("burst").await;
+    let sender = Sock::with_token(&server.url, &admin_token()).await;
+
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        let p = format!("p{i}");
+        sender.emit("photo:like", json!({"eventSlug": "burst", "photo_id": p})).await;
+        expected.push(("photo:like".to_string(), p.clone(), Some(1)));
+        sender.emit("photo:comment", json!({"eventSlug": "burst", "photo_id": p, "comment": format!("c{i}")})).await;
+        expected.push(("photo:comment".to_string(), p.clone(), None));
+        // The same photo toggled by every step: these may not be applied ahead of each other.
+        let (ev, count) = if i % 2 == 0 { ("photo:like", 1) } else { ("photo:unlike", 0) };
+        sender.emit(ev, json!({"eventSlug": "burst", "photo_id": "same"})).await;
+        expected.push(("photo:like".to_string(), "same".to_string(), Some(count)));
+    }
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.len() < expected.len() && tokio::time::Instant::now() < deadline {
+        for (name, v) in watcher.drain(200).await {
+            if name == "photo:like" || name == "photo:comment" {
+                seen.push((name, v["photo_id"].as_str().unwrap_or("").to_string(), v["likeCount"].as_u64()));
+            }
+        }
+    }
+    assert_eq!(seen, expected);
+
+    let mut late = Sock::guest(&server.url, &g, "burst").await;
+    let snap = late.join("burst").await;
+    assert_eq!(snap["likes"]["same"], 0, "{snap}");
+    assert_eq!(snap["likes"]["p39"], 1, "{snap}");
+    assert_eq!(snap["likes"].as_object().map(|m| m.len()), Some(41), "{snap}");
+}

@@ -15,9 +15,9 @@ use crate::types::{AccessCode, EventStatus, GuestSessionId, Slug};
 const NAME_MAX: usize = 200;
 
 /// Tells the admin room that the event registry changed, so the admin page re-reads it.
-async fn announce(app: &App, action: &str, slug: &Slug) {
+fn announce(app: &App, action: &str, slug: &Slug) {
     let payload = serde_json::json!({ "action": action, "slug": slug.as_str(), "timestamp": crate::clock::iso_now() });
-    ops::broadcast(app, ops::ADMIN_ROOM, "admin:event", &payload).await;
+    ops::broadcast(app, ops::ADMIN_ROOM, "admin:event", &payload);
 }
 
 #[derive(Serialize)]
@@ -199,7 +199,7 @@ pub async fn create_event(app: &App, auth: &Option<String>, body: &Bytes) -> Api
     if !app.store.create_event(&rec).await? {
         return Err(ApiError::new(409, "Event already exists"));
     }
-    announce(app, "created", &rec.slug).await;
+    announce(app, "created", &rec.slug);
     Ok(json(201, &EventJson::from(&rec)))
 }
 
@@ -224,7 +224,7 @@ pub async fn patch_event(app: &App, auth: &Option<String>, raw: &str, body: &Byt
         rec.access_code = opt_code(v)?;
     }
     app.store.put_event(&rec).await?;
-    announce(app, "updated", &rec.slug).await;
+    announce(app, "updated", &rec.slug);
     Ok(json(200, &EventJson::from(&rec)))
 }
 
@@ -234,7 +234,7 @@ pub async fn delete_event(app: &App, auth: &Option<String>, raw: &str) -> ApiRes
     if !app.store.delete_event(&slug).await? {
         return Err(ApiError::new(404, "Event not found"));
     }
-    announce(app, "deleted", &slug).await;
+    announce(app, "deleted", &slug);
     Ok(warp::reply::with_status(warp::reply(), warp::http::StatusCode::NO_CONTENT).into_response())
 }
 
@@ -279,7 +279,7 @@ pub async fn create_session(app: &App, auth: &Option<String>, body: &Bytes) -> A
         let rec = EventRecord { slug: slug.clone(), name: None, status: EventStatus::Active, owner_id: None, access_code: None, created_ms: now_ms() };
         // Losing a race with another creator is fine: the event exists either way.
         if app.store.create_event(&rec).await? {
-            announce(app, "created", &slug).await;
+            announce(app, "created", &slug);
         }
     }
     let s = store_session(app, &slug, id, expires).await?;

@@ -5,7 +5,6 @@ pub mod guard;
 pub mod ops;
 pub mod payload;
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +16,6 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
 use socketioxide::socket::{DisconnectReason, Socket};
-use tokio::sync::watch;
 
 use crate::auth::{Identity, bearer};
 use crate::clock::{iso_now, now_ms};
@@ -25,7 +23,7 @@ use crate::error::{ConnectRefusal, WireError};
 use crate::metrics::{self, Refusal};
 use crate::server::PeerAddr;
 use crate::state::App;
-use crate::types::{EventStatus, GuestSessionId, LikerKey, Slug};
+use crate::types::{EventStatus, GuestSessionId, LikerKey, PhotoId, Slug};
 use payload::ClientEvent;
 
 /// Per-socket context, stored in the socket's extensions by the handshake.
@@ -36,12 +34,16 @@ use payload::ClientEvent;
 pub struct Conn {
     pub identity: Identity,
     pub ip: Option<IpAddr>,
-    /// Event rooms this socket is in (the admin room is not tracked here).
-    pub rooms: Mutex<BTreeSet<Slug>>,
+    /// Event rooms this socket is in (the admin room is not tracked here). Nearly always one,
+    /// so a vector, which costs a tenth of a set's node.
+    pub rooms: Mutex<Vec<Slug>>,
     /// Arrival order of this socket's events (see [`Turn`]).
     next_ticket: AtomicU64,
-    /// The ticket whose turn it is to run.
-    turn: watch::Sender<u64>,
+    /// Whose turn it is to be applied, and to finish: flush, broadcast, answer.
+    turns: Turns,
+    /// Photos with a like or unlike of this socket between its two turns. A second one on the
+    /// same photo is not applied early, so a failed flush is undone in the right order.
+    liking: Mutex<Vec<(Slug, PhotoId)>>,
     /// Rate limits of this socket's events.
     guard: Mutex<guard::SocketGuard>,
     /// Set once the socket was found not reading (see [`shed_slow_consumer`]).
@@ -58,6 +60,11 @@ pub struct Conn {
 /// `event:join` and then `photo:like`, expects them handled in that order (as the Node server
 /// did). Extractors run synchronously in arrival order, before the task is spawned, so the
 /// ticket is taken here and the handler waits for its turn.
+///
+/// An event has two turns with the same number. In the first it is checked and, if it is a like,
+/// applied; then the next event may start. In the second, after the events ahead of it have
+/// finished, it waits for its flush, broadcasts and answers. So a socket's effects stay in
+/// order while its likes share flushes instead of queueing one flush and one broadcast each.
 struct Turn(Option<(Arc<Conn>, u64)>);
 
 impl<A: socketioxide::adapter::Adapter> FromMessageParts<A> for Turn {
@@ -70,21 +77,83 @@ impl<A: socketioxide::adapter::Adapter> FromMessageParts<A> for Turn {
     }
 }
 
-/// Passes the turn to the next event when dropped, whatever happened to this one.
-struct TurnGuard(Arc<Conn>);
+/// Where a socket's events are in their two turns: the next ticket to be checked and applied,
+/// and the next to finish. One small lock and one `Notify` per socket, since a socket has at most
+/// a few events in flight and most have none.
+#[derive(Default)]
+struct Turns {
+    at: Mutex<TurnsAt>,
+    moved: tokio::sync::Notify,
+}
 
-impl Drop for TurnGuard {
+#[derive(Default, Clone, Copy)]
+struct TurnsAt {
+    applied: u64,
+    finished: u64,
+}
+
+impl Turns {
+    fn at(&self) -> TurnsAt {
+        *self.at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn advance(&self, step: impl FnOnce(&mut TurnsAt)) {
+        step(&mut self.at.lock().unwrap_or_else(|p| p.into_inner()));
+        self.moved.notify_waiters();
+    }
+
+    /// Waits until `ready` holds. The waiter is registered before each check, so an advance
+    /// between the check and the wait is not missed.
+    async fn until(&self, ready: impl Fn(TurnsAt) -> bool) {
+        loop {
+            let moved = self.moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if ready(self.at()) {
+                return;
+            }
+            moved.await;
+        }
+    }
+}
+
+/// Holds the first turn; passes it on when dropped, whatever happened to this event.
+struct Applying {
+    conn: Arc<Conn>,
+    ticket: u64,
+}
+
+impl Drop for Applying {
     fn drop(&mut self) {
-        self.0.turn.send_modify(|t| *t += 1);
+        self.conn.turns.advance(|t| t.applied += 1);
+    }
+}
+
+/// Holds the second turn; passes it on when dropped.
+struct Finishing(Arc<Conn>);
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        self.0.turns.advance(|t| t.finished += 1);
     }
 }
 
 impl Turn {
-    async fn wait(self) -> Option<(Arc<Conn>, TurnGuard)> {
+    async fn wait(self) -> Option<Applying> {
         let (conn, ticket) = self.0?;
-        let mut rx = conn.turn.subscribe();
-        let _ = rx.wait_for(|t| *t >= ticket).await;
-        Some((conn.clone(), TurnGuard(conn)))
+        conn.turns.until(|t| t.applied >= ticket).await;
+        Some(Applying { conn, ticket })
+    }
+}
+
+impl Applying {
+    /// Lets the next event start, and waits until every event ahead of this one has finished.
+    /// Every event must come through here exactly once, or its socket's later events stall.
+    async fn finish(self) -> Finishing {
+        let (conn, ticket) = (self.conn.clone(), self.ticket);
+        drop(self);
+        conn.turns.until(|t| t.finished >= ticket).await;
+        Finishing(conn)
     }
 }
 
@@ -98,12 +167,16 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeSet<Slug>> {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Vec<Slug>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn roomless(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
         self.roomless_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn liking(&self) -> std::sync::MutexGuard<'_, Vec<(Slug, PhotoId)>> {
+        self.liking.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
@@ -179,9 +252,10 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
     s.extensions.insert(Arc::new(Conn {
         identity,
         ip,
-        rooms: Mutex::new(BTreeSet::new()),
+        rooms: Mutex::new(Vec::new()),
         next_ticket: AtomicU64::new(0),
-        turn: watch::channel(0).0,
+        turns: Turns::default(),
+        liking: Mutex::new(Vec::new()),
         guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
         shed: std::sync::atomic::AtomicBool::new(false),
         roomless_since: Mutex::new(Some(std::time::Instant::now())),
@@ -210,28 +284,74 @@ fn send_error(s: &SocketRef, conn: &Conn, event: &str, err: &WireError) {
     }
 }
 
-/// Every client event arrives here: wait for its turn, parse, then run. `Turn` comes last so a
-/// ticket is only taken once every other extractor has succeeded (otherwise the handler would not
-/// run and the queue would stall).
-async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>, turn: Turn) {
-    let Some((conn, _turn)) = turn.wait().await else { return };
-    metrics::received(&name);
-    let l = &app.config.limits;
-    let verdict = conn.guard().check(&name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
-    if let guard::Verdict::Refuse { error, disconnect } = verdict {
-        app.limiters.note_refusal(Refusal::Event, "rate_limited");
-        let _ = ack.send(&serde_json::json!({ "ok": false, "error": error.to_string() }));
-        send_error(&s, &conn, &name, &error);
-        if disconnect && s.connected() {
-            tracing::warn!(sid = %s.id, ip = ?conn.ip, kind = conn.identity.kind(), "socket disconnected for repeated abuse");
-            app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
-            let _ = s.disconnect();
-        }
-        return;
+/// What the first turn decided about an event.
+enum Checked {
+    Refused { error: WireError, disconnect: bool },
+    Invalid(WireError),
+    Valid(ClientEvent, Option<ops::Staged>),
+}
+
+/// The photo a like or unlike acts on.
+fn liked_photo(ev: &ClientEvent) -> Option<(Slug, PhotoId)> {
+    match ev {
+        ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => Some((slug.clone(), photo.clone())),
+        _ => None,
     }
-    let result = match payload::parse(&name, data.ok().as_ref()) {
-        Ok(ev) => run(&app, &s, &conn, &ev).await,
-        Err(e) => Err(e),
+}
+
+/// The first turn: rate limit, parse, and apply a like unless one on the same photo is still
+/// between its turns.
+fn check(app: &App, conn: &Conn, name: &str, data: Option<&Value>) -> Checked {
+    metrics::received(name);
+    let l = &app.config.limits;
+    let verdict = conn.guard().check(name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
+    if let guard::Verdict::Refuse { error, disconnect } = verdict {
+        return Checked::Refused { error, disconnect };
+    }
+    let ev = match payload::parse(name, data) {
+        Ok(ev) => ev,
+        Err(e) => return Checked::Invalid(e),
+    };
+    let Some(photo) = liked_photo(&ev) else { return Checked::Valid(ev, None) };
+    let mut liking = conn.liking();
+    let busy = liking.contains(&photo);
+    liking.push(photo);
+    drop(liking);
+    let staged = if busy { None } else { ops::stage(app, &conn.identity, &ev) };
+    Checked::Valid(ev, staged)
+}
+
+/// Every client event arrives here and goes through its two turns (see [`Turn`]). `Turn` comes
+/// last so a ticket is only taken once every other extractor has succeeded (otherwise the
+/// handler would not run and the queue would stall).
+async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>, turn: Turn) {
+    let Some(applying) = turn.wait().await else { return };
+    let conn = applying.conn.clone();
+    let checked = check(&app, &conn, &name, data.ok().as_ref());
+    let _finishing = applying.finish().await;
+    let result = match checked {
+        Checked::Refused { error, disconnect } => {
+            app.limiters.note_refusal(Refusal::Event, "rate_limited");
+            let _ = ack.send(&serde_json::json!({ "ok": false, "error": error.to_string() }));
+            send_error(&s, &conn, &name, &error);
+            if disconnect && s.connected() {
+                tracing::warn!(sid = %s.id, ip = ?conn.ip, kind = conn.identity.kind(), "socket disconnected for repeated abuse");
+                app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
+                let _ = s.disconnect();
+            }
+            return;
+        }
+        Checked::Invalid(e) => Err(e),
+        Checked::Valid(ev, staged) => {
+            let r = run(&app, &s, &conn, &ev, staged).await;
+            if let Some(photo) = liked_photo(&ev) {
+                let mut liking = conn.liking();
+                if let Some(i) = liking.iter().position(|p| *p == photo) {
+                    liking.swap_remove(i);
+                }
+            }
+            r
+        }
     };
     match result {
         Ok(reply) => {
@@ -245,7 +365,7 @@ async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value
     }
 }
 
-async fn run(app: &App, s: &SocketRef, conn: &Conn, ev: &ClientEvent) -> Result<Value, WireError> {
+async fn run(app: &App, s: &SocketRef, conn: &Conn, ev: &ClientEvent, staged: Option<ops::Staged>) -> Result<Value, WireError> {
     match ev {
         ClientEvent::Join(slug) => join(app, s, conn, slug).await,
         ClientEvent::Leave(slug) => {
@@ -259,7 +379,7 @@ async fn run(app: &App, s: &SocketRef, conn: &Conn, ev: &ClientEvent) -> Result<
             s.join(ops::ADMIN_ROOM);
             Ok(serde_json::json!({ "ok": true }))
         }
-        other => ops::relay(app, &conn.identity, other).await.map(|r| r.ack),
+        other => ops::relay_staged(app, &conn.identity, other, staged).await.map(|r| r.ack),
     }
 }
 
@@ -296,12 +416,17 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
     }
     let guest = guest_of(&conn.identity);
     s.join(slug.room());
-    conn.rooms().insert(slug.clone());
+    {
+        let mut rooms = conn.rooms();
+        if !rooms.contains(slug) {
+            rooms.push(slug.clone());
+        }
+    }
     *conn.roomless() = None;
     let change = app.presence.join(slug, s.id, guest);
     let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
     let joined = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
-    ops::broadcast(app, &slug.room(), "guest:joined", &joined).await;
+    ops::broadcast(app, &slug.room(), "guest:joined", &joined);
     app.admin_feed.touch(slug);
 
     let max = app.config.snapshot_max_photos;
@@ -329,9 +454,8 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
 async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
     {
         let mut rooms = conn.rooms();
-        if !rooms.remove(slug) {
-            return;
-        }
+        let Some(i) = rooms.iter().position(|r| r == slug) else { return };
+        rooms.swap_remove(i);
         if rooms.is_empty() {
             *conn.roomless() = Some(std::time::Instant::now());
         }
@@ -342,7 +466,7 @@ async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
         tracing::warn!(error = %e, "cannot record room access");
     }
     let left = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
-    ops::broadcast(app, &slug.room(), "guest:left", &left).await;
+    ops::broadcast(app, &slug.room(), "guest:left", &left);
     app.admin_feed.touch(slug);
 }
 

@@ -11,7 +11,7 @@ use crate::config::GuestComments;
 use crate::error::WireError;
 use crate::socket::payload::ClientEvent;
 use crate::state::App;
-use crate::store::StoreError;
+use crate::store::{StagedToggle, StoreError};
 use crate::types::{PhotoId, Slug};
 
 /// The admin room.
@@ -94,7 +94,7 @@ pub struct Relayed {
 /// The payload is serialized once; each socket then gets it through its own bounded queue, so a
 /// socket whose queue is full is found here and shed instead of silently missing messages or
 /// holding the room back.
-pub async fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
+pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
     use socketioxide::{SendError, SocketError};
     let Some(io) = app.io() else { return 0 };
     let raw = match serde_json::value::to_raw_value(data) {
@@ -117,6 +117,13 @@ pub async fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str
     delivered
 }
 
+/// Waits for a staged like to be durable, then tells the room.
+async fn finish_toggle(app: &App, slug: &Slug, photo: &PhotoId, staged: StagedToggle) -> Result<Relayed, WireError> {
+    let out = app.store.finish_toggle(staged).await?;
+    let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
+    Ok(Relayed { recipients, ack: serde_json::json!({"ok": true, "likeCount": out.count}) })
+}
+
 fn require_access(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {
     if can_access(app, who, slug)? { Ok(()) } else { Err(WireError::AccessDenied) }
 }
@@ -135,11 +142,11 @@ struct AdminLikePayload<'a> {
     timestamp: String,
 }
 
-async fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
+fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
     let payload = LikePayload { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    let recipients = broadcast(app, &slug.room(), "photo:like", &payload).await;
+    let recipients = broadcast(app, &slug.room(), "photo:like", &payload);
     let mirror = AdminLikePayload { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, "admin:like", &mirror).await;
+    broadcast(app, ADMIN_ROOM, "admin:like", &mirror);
     app.admin_feed.touch(slug);
     recipients
 }
@@ -153,9 +160,32 @@ fn touch(app: &App, slug: &Slug) {
     }
 }
 
+/// A like or unlike that was authorized and applied as it arrived; its flush, broadcast and
+/// acknowledgement come later, in the socket's order (see `socket::dispatch`).
+pub struct Staged(Result<StagedToggle, WireError>);
+
+/// Applies a like or unlike at once, before the events ahead of it on the same socket have
+/// finished, so that one busy socket (the web app's broadcaster) is not limited to one like per
+/// flush and broadcast. `None` for every other event, and for an admin's absolute count.
+pub fn stage(app: &App, who: &Identity, ev: &ClientEvent) -> Option<Staged> {
+    let (slug, photo, like) = match ev {
+        ClientEvent::Like { like_count: Some(_), .. } if who.is_admin() => return None,
+        ClientEvent::Like { slug, photo, .. } => (slug, photo, true),
+        ClientEvent::Unlike { slug, photo } => (slug, photo, false),
+        _ => return None,
+    };
+    let staged = require_access(app, who, slug).and_then(|()| Ok(app.store.stage_toggle(slug, photo, &who.liker(), like)?));
+    Some(Staged(staged))
+}
+
 /// Runs one room or admin event (everything but joins and leaves).
 pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
-    let done = relay_authorized(app, who, ev).await?;
+    relay_staged(app, who, ev, None).await
+}
+
+/// [`relay`], for an event that [`stage`] may already have applied.
+pub async fn relay_staged(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Relayed, WireError> {
+    let done = relay_authorized(app, who, ev, staged).await?;
     // Only an accepted event counts as activity: refused input changes nothing.
     if let Some(slug) = ev.slug() {
         touch(app, slug);
@@ -163,27 +193,33 @@ pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relaye
     Ok(done)
 }
 
-async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
+async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Relayed, WireError> {
     let ack = |count: Option<u64>| match count {
         Some(c) => serde_json::json!({"ok": true, "likeCount": c}),
         None => serde_json::json!({"ok": true}),
     };
     match ev {
         ClientEvent::Like { slug, photo, like_count } => {
+            if let Some(Staged(staged)) = staged {
+                return finish_toggle(app, slug, photo, staged?).await;
+            }
             require_access(app, who, slug)?;
             if let (Identity::Admin { .. }, Some(count)) = (who, like_count) {
                 app.store.set_like_count(slug, photo, *count).await?;
-                let recipients = emit_like(app, slug, photo, *count).await;
+                let recipients = emit_like(app, slug, photo, *count);
                 return Ok(Relayed { recipients, ack: ack(Some(*count)) });
             }
             let out = app.store.like(slug, photo, &who.liker()).await?;
-            let recipients = if out.changed { emit_like(app, slug, photo, out.count).await } else { 0 };
+            let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
             Ok(Relayed { recipients, ack: ack(Some(out.count)) })
         }
         ClientEvent::Unlike { slug, photo } => {
+            if let Some(Staged(staged)) = staged {
+                return finish_toggle(app, slug, photo, staged?).await;
+            }
             require_access(app, who, slug)?;
             let out = app.store.unlike(slug, photo, &who.liker()).await?;
-            let recipients = if out.changed { emit_like(app, slug, photo, out.count).await } else { 0 };
+            let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
             Ok(Relayed { recipients, ack: ack(Some(out.count)) })
         }
         ClientEvent::Comment { slug, photo, comment } => {
@@ -192,11 +228,11 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent) -> Result
             let payload = CommentPayload { photo_id: photo.as_str(), comment, event_slug: slug.as_str(), timestamp: iso_now() };
             let recipients = match mode {
                 GuestComments::Off => return Err(WireError::CommentsOff),
-                GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, "photo:comment", &payload).await,
+                GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, "photo:comment", &payload),
                 GuestComments::Broadcast => {
-                    let n = broadcast(app, &slug.room(), "photo:comment", &payload).await;
+                    let n = broadcast(app, &slug.room(), "photo:comment", &payload);
                     // The admin page's feed: every comment, whichever room it went to.
-                    broadcast(app, ADMIN_ROOM, "admin:comment", &payload).await;
+                    broadcast(app, ADMIN_ROOM, "admin:comment", &payload);
                     n
                 }
             };
@@ -205,19 +241,19 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent) -> Result
         ClientEvent::UploadProgress { slug, photo, progress, filename } => {
             require_manage(app, who, slug)?;
             let payload = ProgressPayload { photo_id: photo.as_str(), progress, filename, timestamp: iso_now() };
-            let recipients = broadcast(app, &slug.room(), "photo:upload:progress", &payload).await;
+            let recipients = broadcast(app, &slug.room(), "photo:upload:progress", &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::UploadComplete { slug, photo } => {
             require_manage(app, who, slug)?;
             let payload = CompletePayload { photo, timestamp: iso_now() };
-            let recipients = broadcast(app, &slug.room(), "photo:upload:complete", &payload).await;
+            let recipients = broadcast(app, &slug.room(), "photo:upload:complete", &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::EventUpdate { slug, updates } => {
             require_manage(app, who, slug)?;
             let payload = UpdatePayload { updates, timestamp: iso_now() };
-            let recipients = broadcast(app, &slug.room(), "event:update", &payload).await;
+            let recipients = broadcast(app, &slug.room(), "event:update", &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::AdminNotification { kind, data } => {
@@ -225,7 +261,7 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent) -> Result
                 return Err(WireError::AdminRequired);
             }
             let payload = NotificationPayload { kind, data, timestamp: iso_now() };
-            let recipients = broadcast(app, ADMIN_ROOM, "admin:notification", &payload).await;
+            let recipients = broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => Err(WireError::InvalidPayload),
@@ -233,10 +269,10 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent) -> Result
 }
 
 /// Sends a system notification to the admin room (breaker changes, and the like).
-pub async fn system_notice(app: &App, message: &str) {
+pub fn system_notice(app: &App, message: &str) {
     let data = serde_json::json!({ "message": message });
     let payload = NotificationPayload { kind: "system", data: &data, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, "admin:notification", &payload).await;
+    broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
 }
 
 /// Logs every change of the storage breaker and tells the admin room. Runs until shutdown.
@@ -252,11 +288,11 @@ pub async fn watch_breaker(app: App) {
         match status {
             Status::Open => {
                 tracing::error!("storage breaker opened: writes refused until a trial write succeeds");
-                system_notice(&app, "Storage is failing: likes and changes are refused for now; live relaying continues").await;
+                system_notice(&app, "Storage is failing: likes and changes are refused for now; live relaying continues");
             }
             Status::Closed => {
                 tracing::warn!("storage breaker closed: writes accepted again");
-                system_notice(&app, "Storage recovered: likes and changes are accepted again").await;
+                system_notice(&app, "Storage recovered: likes and changes are accepted again");
             }
         }
     }

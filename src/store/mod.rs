@@ -45,11 +45,13 @@ pub struct StoreOptions {
     pub breaker_open_for: Duration,
     /// Group commit (the default); `false` flushes once per write, for comparison.
     pub group_commit: bool,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { flush_wrapper: None, breaker_open_for: crate::breaker::OPEN_FOR, group_commit: true }
+        StoreOptions { flush_wrapper: None, breaker_open_for: crate::breaker::OPEN_FOR, group_commit: true, cache_bytes: 8 << 20 }
     }
 }
 
@@ -94,6 +96,20 @@ pub struct AdminUser {
     pub phc: String,
     pub role: String,
     pub created_ms: i64,
+}
+
+/// A like or unlike applied but not yet durable (see [`Store::stage_toggle`]).
+#[must_use]
+pub struct StagedToggle {
+    permit: crate::breaker::Permit,
+    started: Instant,
+    /// `None` when nothing changed (and the write is not the breaker's trial).
+    ticket: Option<crate::commit::Ticket>,
+    outcome: LikeOutcome,
+    like: bool,
+    slug: Slug,
+    photo: PhotoId,
+    liker: LikerKey,
 }
 
 /// What a like or unlike did.
@@ -192,7 +208,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(opts.cache_bytes)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| match e {
@@ -294,7 +310,7 @@ impl Store {
     ///
     /// The liker marks and the count change in one sled transaction: a crash can never leave
     /// a liker without its count or a count without its liker.
-    fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<(LikeOutcome, Option<sled::IVec>), StoreError> {
+    fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<LikeOutcome, StoreError> {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         let _g = self.likes_guard();
@@ -303,14 +319,13 @@ impl Store {
         let ck = key2(slug.as_str(), photo.as_str());
         let now = now_ms();
         let result = (&self.t.likers, &self.t.liked_by, &self.t.counts).transaction(|(likers, liked_by, counts)| {
-            let before_raw = counts.get(&ck)?;
-            let before = match before_raw.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose() {
+            let before = match counts.get(&ck)?.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose() {
                 Ok(p) => p.map(|p| p.count).unwrap_or(0),
                 Err(e) => return Err(ConflictableTransactionError::Abort(e)),
             };
             let present = likers.get(&k)?.is_some();
             if present == like {
-                return Ok((LikeOutcome { changed: false, count: before }, before_raw));
+                return Ok(LikeOutcome { changed: false, count: before });
             }
             let count = if like {
                 likers.insert(k.as_slice(), &[] as &[u8])?;
@@ -322,7 +337,7 @@ impl Store {
                 before.saturating_sub(1)
             };
             counts.insert(ck.as_slice(), encode(&PhotoLikes { count, updated_ms: now }))?;
-            Ok((LikeOutcome { changed: true, count }, before_raw))
+            Ok(LikeOutcome { changed: true, count })
         });
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
@@ -330,61 +345,68 @@ impl Store {
         })
     }
 
-    /// Puts a like back as it was before a change that could not be made durable.
-    fn undo_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, was_liked: bool, count_raw: Option<sled::IVec>) -> Result<(), StoreError> {
-        use sled::Transactional;
-        let _g = self.likes_guard();
-        let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
-        let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
-        let ck = key2(slug.as_str(), photo.as_str());
-        (&self.t.likers, &self.t.liked_by, &self.t.counts)
-            .transaction(|(likers, liked_by, counts)| {
-                if was_liked {
-                    likers.insert(k.as_slice(), &[] as &[u8])?;
-                    liked_by.insert(by.as_slice(), &[] as &[u8])?;
-                } else {
-                    likers.remove(k.as_slice())?;
-                    liked_by.remove(by.as_slice())?;
-                }
-                match &count_raw {
-                    Some(raw) => counts.insert(ck.as_slice(), raw.clone())?,
-                    None => counts.remove(ck.as_slice())?,
-                };
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt("undo aborted".into()),
-            })
+    /// Takes back a like or unlike that could not be made durable.
+    ///
+    /// It applies the inverse change to what is stored now rather than restoring the old count,
+    /// so other likers' changes to the same photo in the meantime are kept.
+    /// A count that drops to zero this way is removed, as it most likely did not exist before.
+    fn undo_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, liked: bool) -> Result<(), StoreError> {
+        let out = self.apply_like(slug, photo, liker, !liked)?;
+        if out.changed && out.count == 0 {
+            let _g = self.likes_guard();
+            let ck = key2(slug.as_str(), photo.as_str());
+            if self.t.counts.get(&ck)?.map(|v| decode::<PhotoLikes>(&v)).transpose()?.is_some_and(|p| p.count == 0) {
+                self.t.counts.remove(ck)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Like or unlike through the breaker. A change that cannot be made durable is undone, so
-    /// a refused like is not counted later either.
-    async fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<LikeOutcome, StoreError> {
+    /// Applies a like (`like`) or unlike now and takes a place in the next flush; the change is
+    /// not durable, and must not be reported, until [`Store::finish_toggle`] says so. A socket can
+    /// apply its next event while this one's flush runs.
+    pub fn stage_toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<StagedToggle, StoreError> {
         let permit = self.admit()?;
         let started = Instant::now();
-        let (outcome, before) = match self.apply_like(slug, photo, liker, like) {
+        let outcome = match self.apply_like(slug, photo, liker, like) {
             Ok(v) => v,
             Err(e) => {
                 self.breaker.record(permit, false, started.elapsed());
                 return Err(e);
             }
         };
-        if !outcome.changed && !permit.is_trial() {
+        let ticket = (outcome.changed || permit.is_trial()).then(|| self.commit.ticket());
+        Ok(StagedToggle { permit, started, ticket, outcome, like, slug: slug.clone(), photo: photo.clone(), liker: liker.clone() })
+    }
+
+    /// Waits until a staged like is durable. A change that cannot be made durable is undone, so
+    /// a refused like is not counted later either.
+    pub async fn finish_toggle(&self, staged: StagedToggle) -> Result<LikeOutcome, StoreError> {
+        let StagedToggle { permit, started, ticket, outcome, like, slug, photo, liker } = staged;
+        let Some(ticket) = ticket else {
+            // Nothing changed and nothing to prove: the permit is not a trial, so dropping it
+            // tells the breaker nothing.
             return Ok(outcome);
-        }
-        match self.commit(permit, started).await {
+        };
+        let r = ticket.wait().await;
+        self.breaker.record(permit, r.is_ok(), started.elapsed());
+        match r {
             Ok(()) => Ok(outcome),
             Err(e) => {
-                if outcome.changed {
-                    let undone = self.undo_like(slug, photo, liker, !like, before);
-                    if let Err(u) = undone {
-                        tracing::error!(error = %u, "cannot undo a like that failed to persist");
-                    }
+                if outcome.changed
+                    && let Err(u) = self.undo_like(&slug, &photo, &liker, like)
+                {
+                    tracing::error!(error = %u, "cannot undo a like that failed to persist");
                 }
-                Err(e)
+                Err(e.into())
             }
         }
+    }
+
+    /// Like or unlike through the breaker, durable on return.
+    async fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<LikeOutcome, StoreError> {
+        let staged = self.stage_toggle(slug, photo, liker, like)?;
+        self.finish_toggle(staged).await
     }
 
     /// Records `liker`'s like of `photo`; durable when it returns `changed`.
