@@ -382,6 +382,7 @@ fn run_check(mut config: Config) -> ExitCode {
     println!("guest validation:     {}", config.guest_session_validation);
     println!("max connections:      {} total, {} per IP", config.limits.max_connections, config.limits.max_connections_per_ip);
     println!("guest comments:       {:?}", config.guest_comments);
+    println!("storage cache:        {} MiB", config.cache_mb);
     if let Err(e) = prod {
         println!("would start:          no: {e}");
         return ExitCode::from(EXIT_CONFIG);

@@ -517,6 +517,9 @@ impl Config {
         if self.snapshot_max_photos == 0 {
             return Err(invalid("rooms.snapshot_max_photos", "must be above zero"));
         }
+        if !(1..=65536).contains(&self.cache_mb) {
+            return Err(invalid("storage.cache_mb", "must be between 1 and 65536"));
+        }
         Ok(())
     }
 
@@ -611,6 +614,9 @@ mod tests {
         assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86400)));
         assert_eq!(parse_duration("10"), None);
         assert!(load(&[], Some("[limits]\nping_interval = \"0s\"\n"), Overrides::default()).is_err());
+        assert_eq!(load(&[], Some("[storage]\ncache_mb = 32\n"), Overrides::default()).unwrap().cache_mb, 32);
+        let err = load(&[], Some("[storage]\ncache_mb = 0\n"), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("storage.cache_mb"), "{err}");
     }
 
     #[test]
