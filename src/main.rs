@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 
-/// jemalloc returns memory to the system after bursts of connections end, where the system
-/// allocator keeps it (see BENCHMARKS.md).
+/// jemalloc, with its background threads, returns memory to the system within seconds after a
+/// crowd of connections leaves, where the system allocator keeps it (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
