@@ -117,13 +117,6 @@ pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data
     delivered
 }
 
-/// Waits for a staged like to be durable, then tells the room.
-async fn finish_toggle(app: &App, slug: &Slug, photo: &PhotoId, staged: StagedToggle) -> Result<Relayed, WireError> {
-    let out = app.store.finish_toggle(staged).await?;
-    let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
-    Ok(Relayed { recipients, ack: serde_json::json!({"ok": true, "likeCount": out.count}) })
-}
-
 fn require_access(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {
     if can_access(app, who, slug)? { Ok(()) } else { Err(WireError::AccessDenied) }
 }
@@ -199,26 +192,18 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent, staged: O
         None => serde_json::json!({"ok": true}),
     };
     match ev {
-        ClientEvent::Like { slug, photo, like_count } => {
-            if let Some(Staged(staged)) = staged {
-                return finish_toggle(app, slug, photo, staged?).await;
-            }
+        ClientEvent::Like { slug, photo, like_count: Some(count) } if who.is_admin() => {
             require_access(app, who, slug)?;
-            if let (Identity::Admin { .. }, Some(count)) = (who, like_count) {
-                app.store.set_like_count(slug, photo, *count).await?;
-                let recipients = emit_like(app, slug, photo, *count);
-                return Ok(Relayed { recipients, ack: ack(Some(*count)) });
-            }
-            let out = app.store.like(slug, photo, &who.liker()).await?;
-            let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
-            Ok(Relayed { recipients, ack: ack(Some(out.count)) })
+            app.store.set_like_count(slug, photo, *count).await?;
+            let recipients = emit_like(app, slug, photo, *count);
+            Ok(Relayed { recipients, ack: ack(Some(*count)) })
         }
-        ClientEvent::Unlike { slug, photo } => {
-            if let Some(Staged(staged)) = staged {
-                return finish_toggle(app, slug, photo, staged?).await;
-            }
-            require_access(app, who, slug)?;
-            let out = app.store.unlike(slug, photo, &who.liker()).await?;
+        ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => {
+            // Applied already when the socket's first turn staged it; otherwise now.
+            let Some(Staged(staged)) = staged.or_else(|| stage(app, who, ev)) else {
+                return Err(WireError::InvalidPayload);
+            };
+            let out = app.store.finish_toggle(staged?).await?;
             let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
             Ok(Relayed { recipients, ack: ack(Some(out.count)) })
         }

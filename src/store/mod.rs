@@ -263,8 +263,8 @@ impl Store {
     }
 
     /// Makes what `permit`'s write changed durable, and tells the breaker how it went.
-    async fn commit(&self, permit: Permit, started: Instant) -> Result<(), StoreError> {
-        let r = self.commit.durable().await;
+    async fn commit(&self, permit: Permit, started: Instant, ticket: crate::commit::Ticket) -> Result<(), StoreError> {
+        let r = ticket.wait().await;
         self.breaker.record(permit, r.is_ok(), started.elapsed());
         Ok(r?)
     }
@@ -274,7 +274,7 @@ impl Store {
         let permit = self.admit()?;
         let started = Instant::now();
         match apply() {
-            Ok(v) => self.commit(permit, started).await.map(|()| v),
+            Ok(v) => self.commit(permit, started, self.commit.ticket()).await.map(|()| v),
             Err(e) => {
                 self.breaker.record(permit, false, started.elapsed());
                 Err(e)
@@ -388,19 +388,14 @@ impl Store {
             // tells the breaker nothing.
             return Ok(outcome);
         };
-        let r = ticket.wait().await;
-        self.breaker.record(permit, r.is_ok(), started.elapsed());
-        match r {
-            Ok(()) => Ok(outcome),
-            Err(e) => {
-                if outcome.changed
-                    && let Err(u) = self.undo_like(&slug, &photo, &liker, like)
-                {
-                    tracing::error!(error = %u, "cannot undo a like that failed to persist");
-                }
-                Err(e.into())
-            }
+        let r = self.commit(permit, started, ticket).await;
+        if r.is_err()
+            && outcome.changed
+            && let Err(u) = self.undo_like(&slug, &photo, &liker, like)
+        {
+            tracing::error!(error = %u, "cannot undo a like that failed to persist");
         }
+        r.map(|()| outcome)
     }
 
     /// Like or unlike through the breaker, durable on return.
