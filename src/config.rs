@@ -96,6 +96,18 @@ pub struct Limits {
     pub connect_timeout: Duration,
     pub no_room_timeout: Duration,
     pub outgoing_queue: usize,
+    /// A request head must be complete within this of connect or of the previous response.
+    pub header_read_timeout: Duration,
+    /// IPv6 clients are grouped by this prefix length for every per-IP limit.
+    pub ipv6_prefix: u8,
+    /// New guest sessions from `POST /api/gallery/{slug}/access`, per IP.
+    pub gallery_access_per_ip: Bucket,
+    /// Wrong access codes per IP.
+    pub access_code_failures_per_ip: Bucket,
+    /// Wrong access codes per event (all IPs together).
+    pub access_code_failures_per_event: Bucket,
+    /// argon2 password checks running at once; more are refused with 503 at once.
+    pub login_concurrency: usize,
     pub events: EventLimits,
 }
 
@@ -116,6 +128,12 @@ pub struct Config {
     pub idle_evict: Duration,
     pub retention_days: u32,
     pub snapshot_max_photos: usize,
+    /// Distinct photos one identity (guest session or owner) may like per event.
+    pub max_likes_per_identity: usize,
+    /// Distinct photo ids with a like record per event.
+    pub max_photos_per_event: usize,
+    /// The server's own origin (`[auth] public_origin`); `None`: judged by the request's `Host`.
+    pub public_origin: Option<String>,
     pub guest_comments: GuestComments,
     pub metrics_token: Option<String>,
     pub log_json: bool,
@@ -154,6 +172,12 @@ impl Default for Config {
                 connect_timeout: Duration::from_secs(10),
                 no_room_timeout: Duration::from_secs(60),
                 outgoing_queue: 128,
+                header_read_timeout: Duration::from_secs(10),
+                ipv6_prefix: 64,
+                gallery_access_per_ip: Bucket::new(300, 3_600_000, 100),
+                access_code_failures_per_ip: Bucket::new(20, 600_000, 20),
+                access_code_failures_per_event: Bucket::new(1000, 3_600_000, 1000),
+                login_concurrency: 2,
                 events: EventLimits {
                     join: Bucket::new(5, 10_000, 5),
                     like: Bucket::new(10, 1000, 20),
@@ -165,6 +189,9 @@ impl Default for Config {
             idle_evict: Duration::from_secs(3600),
             retention_days: 0,
             snapshot_max_photos: 5000,
+            max_likes_per_identity: 2000,
+            max_photos_per_event: 100_000,
+            public_origin: None,
             guest_comments: GuestComments::Broadcast,
             metrics_token: None,
             log_json: false,
@@ -271,6 +298,7 @@ struct FileAuth {
     token_ttl: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     guest_session_ttl: Option<Duration>,
+    public_origin: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -296,6 +324,13 @@ struct FileLimits {
     #[serde(default, deserialize_with = "de_duration")]
     no_room_timeout: Option<Duration>,
     outgoing_queue: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration")]
+    header_read_timeout: Option<Duration>,
+    ipv6_prefix: Option<u8>,
+    gallery_access_per_ip: Option<FileBucket>,
+    access_code_failures_per_ip: Option<FileBucket>,
+    access_code_failures_per_event: Option<FileBucket>,
+    login_concurrency: Option<usize>,
     #[serde(default)]
     events: FileEventLimits,
 }
@@ -317,6 +352,8 @@ struct FileRooms {
     idle_evict: Option<Duration>,
     retention_days: Option<u32>,
     snapshot_max_photos: Option<usize>,
+    max_likes_per_identity: Option<usize>,
+    max_photos_per_event: Option<usize>,
     guest_comments: Option<GuestComments>,
 }
 
@@ -360,6 +397,16 @@ fn parse_proxies(name: &str, items: &[String]) -> Result<Vec<IpNet>, ConfigError
                 .map_err(|_| invalid(name, format!("{s:?} is not an address or CIDR range")))
         })
         .collect()
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, no path.
+fn parse_origin(name: &str, raw: &str) -> Result<String, ConfigError> {
+    let o = raw.trim().trim_end_matches('/');
+    let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains('/') => Ok(o.to_ascii_lowercase()),
+        _ => Err(invalid(name, format!("{raw:?} is not an origin like https://live.example.com"))),
+    }
 }
 
 fn split_list(raw: &str) -> Vec<String> {
@@ -434,6 +481,12 @@ impl Config {
         set(&mut l.connect_timeout, fl.connect_timeout);
         set(&mut l.no_room_timeout, fl.no_room_timeout);
         set(&mut l.outgoing_queue, fl.outgoing_queue);
+        set(&mut l.header_read_timeout, fl.header_read_timeout);
+        set(&mut l.ipv6_prefix, fl.ipv6_prefix);
+        set_bucket(&mut l.gallery_access_per_ip, fl.gallery_access_per_ip, "limits.gallery_access_per_ip")?;
+        set_bucket(&mut l.access_code_failures_per_ip, fl.access_code_failures_per_ip, "limits.access_code_failures_per_ip")?;
+        set_bucket(&mut l.access_code_failures_per_event, fl.access_code_failures_per_event, "limits.access_code_failures_per_event")?;
+        set(&mut l.login_concurrency, fl.login_concurrency);
         let e = &mut l.events;
         set_bucket(&mut e.join, fl.events.join, "limits.events.join")?;
         set_bucket(&mut e.like, fl.events.like, "limits.events.like")?;
@@ -443,6 +496,11 @@ impl Config {
         set(&mut self.idle_evict, f.rooms.idle_evict);
         set(&mut self.retention_days, f.rooms.retention_days);
         set(&mut self.snapshot_max_photos, f.rooms.snapshot_max_photos);
+        set(&mut self.max_likes_per_identity, f.rooms.max_likes_per_identity);
+        set(&mut self.max_photos_per_event, f.rooms.max_photos_per_event);
+        if let Some(o) = f.auth.public_origin {
+            self.public_origin = Some(parse_origin("auth.public_origin", &o)?);
+        }
         set(&mut self.guest_comments, f.rooms.guest_comments);
         set(&mut self.metrics_token, f.metrics.token.map(Some));
         set(&mut self.group_commit, f.storage.group_commit);
@@ -508,6 +566,7 @@ impl Config {
             ("limits.connect_timeout", l.connect_timeout),
             ("limits.no_room_timeout", l.no_room_timeout),
             ("limits.abuse_window", l.abuse_window),
+            ("limits.header_read_timeout", l.header_read_timeout),
             ("rooms.idle_evict", self.idle_evict),
         ] {
             if d.is_zero() {
@@ -516,6 +575,18 @@ impl Config {
         }
         if self.snapshot_max_photos == 0 {
             return Err(invalid("rooms.snapshot_max_photos", "must be above zero"));
+        }
+        if self.max_likes_per_identity == 0 {
+            return Err(invalid("rooms.max_likes_per_identity", "must be above zero"));
+        }
+        if self.max_photos_per_event == 0 {
+            return Err(invalid("rooms.max_photos_per_event", "must be above zero"));
+        }
+        if !(1..=128).contains(&l.ipv6_prefix) {
+            return Err(invalid("limits.ipv6_prefix", "must be between 1 and 128"));
+        }
+        if l.login_concurrency == 0 {
+            return Err(invalid("limits.login_concurrency", "must be above zero"));
         }
         if !(1..=65536).contains(&self.cache_mb) {
             return Err(invalid("storage.cache_mb", "must be between 1 and 65536"));
@@ -614,6 +685,7 @@ mod tests {
         assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86400)));
         assert_eq!(parse_duration("10"), None);
         assert!(load(&[], Some("[limits]\nping_interval = \"0s\"\n"), Overrides::default()).is_err());
+        assert!(load(&[], Some("[limits]\nheader_read_timeout = \"0s\"\n"), Overrides::default()).is_err());
         assert_eq!(load(&[], Some("[storage]\ncache_mb = 32\n"), Overrides::default()).unwrap().cache_mb, 32);
         let err = load(&[], Some("[storage]\ncache_mb = 0\n"), Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("storage.cache_mb"), "{err}");
@@ -629,6 +701,27 @@ mod tests {
         .unwrap();
         assert_eq!(c.mode, Mode::Development);
         assert_eq!(c.allowed_origins, vec!["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn hostile_network_keys() {
+        let c = load(&[], None, Overrides::default()).unwrap();
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.ipv6_prefix, 64);
+        assert_eq!(c.limits.gallery_access_per_ip, Bucket::new(300, 3_600_000, 100));
+        assert_eq!(c.limits.login_concurrency, 2);
+        assert_eq!((c.max_likes_per_identity, c.max_photos_per_event), (2000, 100_000));
+        let file = "[limits]\nheader_read_timeout = \"3s\"\nipv6_prefix = 48\nlogin_concurrency = 4\naccess_code_failures_per_ip = { rate = 2, per = \"1m\", burst = 2 }\n[rooms]\nmax_likes_per_identity = 7\n[auth]\npublic_origin = \"https://Live.Example.com/\"\n";
+        let c = load(&[], Some(file), Overrides::default()).unwrap();
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.limits.ipv6_prefix, 48);
+        assert_eq!(c.limits.login_concurrency, 4);
+        assert_eq!(c.limits.access_code_failures_per_ip, Bucket::new(2, 60_000, 2));
+        assert_eq!(c.max_likes_per_identity, 7);
+        assert_eq!(c.public_origin.as_deref(), Some("https://live.example.com"));
+        for bad in ["[limits]\nipv6_prefix = 0\n", "[limits]\nlogin_concurrency = 0\n", "[auth]\npublic_origin = \"live.example.com\"\n", "[rooms]\nmax_photos_per_event = 0\n"] {
+            assert!(load(&[], Some(bad), Overrides::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -187,10 +187,64 @@ struct Trees {
     meta: sled::Tree,
 }
 
+/// Opens sled under `dir` with every tree, checking the format version.
+fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
+        std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
+    let db = sled::Config::new()
+        .path(dir.join("db"))
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(Some(500))
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                StoreError::Locked(dir.display().to_string())
+            }
+            other => StoreError::Sled(other),
+        })?;
+    let meta = db.open_tree("meta")?;
+    match meta.get(FORMAT_KEY)? {
+        Some(v) if v.first().copied().unwrap_or(0) > FORMAT_VERSION => {
+            return Err(StoreError::TooNew { found: v[0] });
+        }
+        Some(_) => {}
+        None => {
+            meta.insert(FORMAT_KEY, &[FORMAT_VERSION])?;
+        }
+    }
+    let t = Trees {
+        rooms: db.open_tree("rooms")?,
+        room_guests: db.open_tree("room_guests")?,
+        counts: db.open_tree("like_counts")?,
+        likers: db.open_tree("likers")?,
+        liked_by: db.open_tree("liked_by")?,
+        events: db.open_tree("events")?,
+        sessions: db.open_tree("guest_sessions")?,
+        sessions_by_event: db.open_tree("guest_sessions_by_event")?,
+        admins: db.open_tree("admin_users")?,
+        meta,
+        db,
+    };
+    Ok(t)
+}
+
+/// The open database, replaceable in place: after a storage fault that sled keeps sticky, the
+/// store reopens its directory and every clone of the handle moves to the new one.
+type Slot = Arc<std::sync::RwLock<Arc<Trees>>>;
+
+/// Flushes whichever database is current (the group commit's target).
+struct CurrentDb(Slot);
+
+impl Flush for CurrentDb {
+    fn flush(&self) -> Result<(), String> {
+        let t = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        sled::Tree::flush(&t.db).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
 /// Cheap-to-clone handle to the database.
 #[derive(Clone)]
 pub struct Store {
-    t: Arc<Trees>,
+    slot: Slot,
     /// Serialises like/unlike/set-count so "is it liked" and "the count" change together.
     likes_lock: Arc<Mutex<()>>,
     commit: Committer,
@@ -205,53 +259,25 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
-                    StoreError::Locked(dir.display().to_string())
-                }
-                other => StoreError::Sled(other),
-            })?;
-        let meta = db.open_tree("meta")?;
-        match meta.get(FORMAT_KEY)? {
-            Some(v) if v.first().copied().unwrap_or(0) > FORMAT_VERSION => {
-                return Err(StoreError::TooNew { found: v[0] });
-            }
-            Some(_) => {}
-            None => {
-                meta.insert(FORMAT_KEY, &[FORMAT_VERSION])?;
-            }
-        }
-        let t = Trees {
-            rooms: db.open_tree("rooms")?,
-            room_guests: db.open_tree("room_guests")?,
-            counts: db.open_tree("like_counts")?,
-            likers: db.open_tree("likers")?,
-            liked_by: db.open_tree("liked_by")?,
-            events: db.open_tree("events")?,
-            sessions: db.open_tree("guest_sessions")?,
-            sessions_by_event: db.open_tree("guest_sessions_by_event")?,
-            admins: db.open_tree("admin_users")?,
-            meta,
-            db: db.clone(),
-        };
-        let mut target: Arc<dyn Flush> = Arc::new(db);
+        let t = open_trees(dir, opts.cache_bytes)?;
+        let slot: Slot = Arc::new(std::sync::RwLock::new(Arc::new(t)));
+        let mut target: Arc<dyn Flush> = Arc::new(CurrentDb(slot.clone()));
         if let Some(wrap) = opts.flush_wrapper {
             target = wrap(target);
         }
         let commit = Committer::start_with(target, opts.group_commit);
         let breaker = Arc::new(Breaker::new(opts.breaker_open_for));
-        Ok(Store { t: Arc::new(t), likes_lock: Arc::new(Mutex::new(())), commit, breaker })
+        Ok(Store { slot, likes_lock: Arc::new(Mutex::new(())), commit, breaker })
     }
 
     /// Waits until every change made so far is on disk (no breaker: for CLI commands).
     pub async fn durable(&self) -> Result<(), StoreError> {
         Ok(self.commit.durable().await?)
+    }
+
+    /// The database as it is now (a cheap `Arc` clone; held only for one operation).
+    fn t(&self) -> Arc<Trees> {
+        self.slot.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn breaker(&self) -> &Breaker {
@@ -284,7 +310,7 @@ impl Store {
 
     /// Flushes synchronously (shutdown, CLI commands).
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        sled::Tree::flush(&self.t.db)?;
+        sled::Tree::flush(&self.t().db)?;
         Ok(())
     }
 
@@ -301,7 +327,7 @@ impl Store {
 
     fn write_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
         let rec = PhotoLikes { count, updated_ms: now_ms() };
-        self.t.counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
+        self.t().counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
         Ok(())
     }
 
@@ -318,7 +344,7 @@ impl Store {
         let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
         let ck = key2(slug.as_str(), photo.as_str());
         let now = now_ms();
-        let result = (&self.t.likers, &self.t.liked_by, &self.t.counts).transaction(|(likers, liked_by, counts)| {
+        let result = (&self.t().likers, &self.t().liked_by, &self.t().counts).transaction(|(likers, liked_by, counts)| {
             let before = match counts.get(&ck)?.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose() {
                 Ok(p) => p.map(|p| p.count).unwrap_or(0),
                 Err(e) => return Err(ConflictableTransactionError::Abort(e)),
@@ -355,8 +381,8 @@ impl Store {
         if out.changed && out.count == 0 {
             let _g = self.likes_guard();
             let ck = key2(slug.as_str(), photo.as_str());
-            if self.t.counts.get(&ck)?.map(|v| decode::<PhotoLikes>(&v)).transpose()?.is_some_and(|p| p.count == 0) {
-                self.t.counts.remove(ck)?;
+            if self.t().counts.get(&ck)?.map(|v| decode::<PhotoLikes>(&v)).transpose()?.is_some_and(|p| p.count == 0) {
+                self.t().counts.remove(ck)?;
             }
         }
         Ok(())
@@ -436,7 +462,7 @@ impl Store {
         // Newer first; among equal times the smaller photo id first (so Reverse ordering pops the
         // oldest, larger id first).
         let mut heap: BinaryHeap<Reverse<(i64, Reverse<PhotoId>, u64)>> = BinaryHeap::with_capacity(limit + 1);
-        for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
+        for item in self.t().counts.scan_prefix(prefix(slug.as_str())) {
             let (k, v) = item?;
             let rec: PhotoLikes = decode(&v)?;
             if let Some(photo) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
@@ -455,7 +481,7 @@ impl Store {
     pub fn room_like_summary(&self, slug: &Slug, top: usize) -> Result<(u64, Vec<(PhotoId, u64)>), StoreError> {
         let mut sum = 0u64;
         let mut best: Vec<(PhotoId, u64)> = Vec::new();
-        for item in self.t.counts.scan_prefix(prefix(slug.as_str())) {
+        for item in self.t().counts.scan_prefix(prefix(slug.as_str())) {
             let (k, v) = item?;
             let count = decode::<PhotoLikes>(&v)?.count;
             sum = sum.saturating_add(count);
@@ -476,7 +502,7 @@ impl Store {
     /// Photos of a room that `liker` likes, at most `limit`.
     pub fn liked_by(&self, slug: &Slug, liker: &LikerKey, limit: usize) -> Result<Vec<PhotoId>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t.liked_by.scan_prefix(key2(slug.as_str(), liker.as_str()).into_iter().chain([0]).collect::<Vec<u8>>()) {
+        for item in self.t().liked_by.scan_prefix(key2(slug.as_str(), liker.as_str()).into_iter().chain([0]).collect::<Vec<u8>>()) {
             let (k, _) = item?;
             if let Some(p) = key_part(&k, 2).and_then(|p| PhotoId::parse(&p)) {
                 out.push(p);
@@ -494,7 +520,7 @@ impl Store {
     /// `concurrent`, and touches the access time. Not awaited for durability (may lag ≤ 1 s).
     pub fn record_join(&self, slug: &Slug, guest: Option<&LikerKey>, concurrent: u64) -> Result<RoomRecord, StoreError> {
         let is_new_guest = match guest {
-            Some(g) => self.t.room_guests.insert(key2(slug.as_str(), g.as_str()), &[])?.is_none(),
+            Some(g) => self.t().room_guests.insert(key2(slug.as_str(), g.as_str()), &[])?.is_none(),
             None => false,
         };
         self.update_room(slug, |r| {
@@ -514,7 +540,7 @@ impl Store {
         let now = now_ms();
         let mut result = RoomRecord::default();
         let mut decode_err = None;
-        self.t.rooms.update_and_fetch(slug.as_str().as_bytes(), |old| {
+        self.t().rooms.update_and_fetch(slug.as_str().as_bytes(), |old| {
             let mut r = match old.map(decode::<RoomRecord>) {
                 Some(Ok(r)) => r,
                 Some(Err(e)) => {
@@ -535,13 +561,13 @@ impl Store {
     }
 
     pub fn room(&self, slug: &Slug) -> Result<Option<RoomRecord>, StoreError> {
-        Self::get(&self.t.rooms, slug.as_str().as_bytes())
+        Self::get(&self.t().rooms, slug.as_str().as_bytes())
     }
 
     /// Every room that has a record.
     pub fn rooms(&self) -> Result<Vec<(Slug, RoomRecord)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t.rooms.iter() {
+        for item in self.t().rooms.iter() {
             let (k, v) = item?;
             if let Some(slug) = std::str::from_utf8(&k).ok().and_then(Slug::parse) {
                 out.push((slug, decode(&v)?));
@@ -553,17 +579,17 @@ impl Store {
     // ---- events ------------------------------------------------------------------------------
 
     pub fn event(&self, slug: &Slug) -> Result<Option<EventRecord>, StoreError> {
-        Self::get(&self.t.events, slug.as_str().as_bytes())
+        Self::get(&self.t().events, slug.as_str().as_bytes())
     }
 
     pub fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
-        self.t.events.iter().map(|item| decode(&item?.1)).collect()
+        self.t().events.iter().map(|item| decode(&item?.1)).collect()
     }
 
     /// Creates an event; `Ok(false)` when the slug is taken. Durable on `Ok(true)`.
     pub async fn create_event(&self, rec: &EventRecord) -> Result<bool, StoreError> {
         self.write(|| {
-            Ok(self.t.events.compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?.is_ok())
+            Ok(self.t().events.compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?.is_ok())
         })
         .await
     }
@@ -571,7 +597,7 @@ impl Store {
     /// Writes an event record whole; durable on return.
     pub async fn put_event(&self, rec: &EventRecord) -> Result<(), StoreError> {
         self.write(|| {
-            self.t.events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
+            self.t().events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
             Ok(())
         })
         .await
@@ -580,13 +606,13 @@ impl Store {
     /// Deletes an event and its guest sessions; `Ok(false)` if there was none. Durable on return.
     pub async fn delete_event(&self, slug: &Slug) -> Result<bool, StoreError> {
         self.write(|| {
-            let existed = self.t.events.remove(slug.as_str().as_bytes())?.is_some();
-            for item in self.t.sessions_by_event.scan_prefix(prefix(slug.as_str())) {
+            let existed = self.t().events.remove(slug.as_str().as_bytes())?.is_some();
+            for item in self.t().sessions_by_event.scan_prefix(prefix(slug.as_str())) {
                 let (k, _) = item?;
                 if let Some(id) = key_part(&k, 1) {
-                    self.t.sessions.remove(id.as_bytes())?;
+                    self.t().sessions.remove(id.as_bytes())?;
                 }
-                self.t.sessions_by_event.remove(k)?;
+                self.t().sessions_by_event.remove(k)?;
             }
             Ok(existed)
         })
@@ -596,17 +622,17 @@ impl Store {
     // ---- guest sessions ----------------------------------------------------------------------
 
     pub fn session(&self, id: &GuestSessionId) -> Result<Option<GuestSession>, StoreError> {
-        Self::get(&self.t.sessions, id.as_str().as_bytes())
+        Self::get(&self.t().sessions, id.as_str().as_bytes())
     }
 
     /// Stores a guest session; durable on return.
     pub async fn put_session(&self, s: &GuestSession) -> Result<(), StoreError> {
         self.write(|| {
             if let Some(old) = self.session(&s.id)? {
-                self.t.sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
+                self.t().sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
             }
-            self.t.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
-            self.t.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
+            self.t().sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
+            self.t().sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
             Ok(())
         })
         .await
@@ -615,17 +641,17 @@ impl Store {
     // ---- admin users -------------------------------------------------------------------------
 
     pub fn admin(&self, username: &str) -> Result<Option<AdminUser>, StoreError> {
-        Self::get(&self.t.admins, username.as_bytes())
+        Self::get(&self.t().admins, username.as_bytes())
     }
 
     pub fn admins(&self) -> Result<Vec<AdminUser>, StoreError> {
-        self.t.admins.iter().map(|item| decode(&item?.1)).collect()
+        self.t().admins.iter().map(|item| decode(&item?.1)).collect()
     }
 
     /// Creates or replaces an admin user; durable on return.
     pub async fn put_admin(&self, user: &AdminUser) -> Result<(), StoreError> {
         self.write(|| {
-            self.t.admins.insert(user.username.as_bytes(), encode(user))?;
+            self.t().admins.insert(user.username.as_bytes(), encode(user))?;
             Ok(())
         })
         .await
@@ -633,7 +659,7 @@ impl Store {
 
     /// Removes an admin user; `Ok(false)` if there was none. Durable on return.
     pub async fn remove_admin(&self, username: &str) -> Result<bool, StoreError> {
-        self.write(|| Ok(self.t.admins.remove(username.as_bytes())?.is_some())).await
+        self.write(|| Ok(self.t().admins.remove(username.as_bytes())?.is_some())).await
     }
 
     // ---- retention ---------------------------------------------------------------------------
@@ -641,19 +667,19 @@ impl Store {
     /// Removes guest sessions that expired before `now_ms`; returns how many.
     pub fn remove_expired_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
-        for item in self.t.sessions.iter() {
+        for item in self.t().sessions.iter() {
             let (k, v) = item?;
             let s: GuestSession = match decode(&v) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable guest session removed");
-                    self.t.sessions.remove(&k)?;
+                    self.t().sessions.remove(&k)?;
                     continue;
                 }
             };
             if s.expires_ms <= now_ms {
-                self.t.sessions.remove(&k)?;
-                self.t.sessions_by_event.remove(key2(s.event_slug.as_str(), s.id.as_str()))?;
+                self.t().sessions.remove(&k)?;
+                self.t().sessions_by_event.remove(key2(s.event_slug.as_str(), s.id.as_str()))?;
                 n += 1;
             }
         }
@@ -670,19 +696,19 @@ impl Store {
                 continue;
             }
             let p = prefix(slug.as_str());
-            for tree in [&self.t.room_guests, &self.t.counts, &self.t.likers, &self.t.liked_by] {
+            for tree in [&self.t().room_guests, &self.t().counts, &self.t().likers, &self.t().liked_by] {
                 for item in tree.scan_prefix(&p) {
                     tree.remove(item?.0)?;
                 }
             }
-            for item in self.t.sessions_by_event.scan_prefix(&p) {
+            for item in self.t().sessions_by_event.scan_prefix(&p) {
                 let (k, _) = item?;
                 if let Some(id) = key_part(&k, 1) {
-                    self.t.sessions.remove(id.as_bytes())?;
+                    self.t().sessions.remove(id.as_bytes())?;
                 }
-                self.t.sessions_by_event.remove(k)?;
+                self.t().sessions_by_event.remove(k)?;
             }
-            self.t.rooms.remove(slug.as_str().as_bytes())?;
+            self.t().rooms.remove(slug.as_str().as_bytes())?;
             deleted.push(slug);
         }
         Ok(deleted)
@@ -690,12 +716,12 @@ impl Store {
 
     /// Number of stored guest sessions.
     pub fn session_count(&self) -> usize {
-        self.t.sessions.len()
+        self.t().sessions.len()
     }
 
     /// Number of trees' worth of format metadata; used by `check`.
     pub fn format_version(&self) -> Result<u8, StoreError> {
-        Ok(self.t.meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied()).unwrap_or(FORMAT_VERSION))
+        Ok(self.t().meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied()).unwrap_or(FORMAT_VERSION))
     }
 }
 
@@ -789,7 +815,7 @@ mod tests {
         }
         let cutoff = st.room(&new).unwrap().unwrap().last_access_ms;
         // Make `old` older than the cutoff.
-        st.t.rooms.insert(old.as_str().as_bytes(), encode(&RoomRecord { last_access_ms: cutoff - 10, ..Default::default() })).unwrap();
+        st.t().rooms.insert(old.as_str().as_bytes(), encode(&RoomRecord { last_access_ms: cutoff - 10, ..Default::default() })).unwrap();
         let deleted = st.delete_idle_rooms(cutoff, &|_| false).unwrap();
         assert_eq!(deleted, vec![old.clone()]);
         assert!(st.room(&old).unwrap().is_none());
