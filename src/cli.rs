@@ -350,7 +350,25 @@ async fn serve_async(config: Config) -> ExitCode {
             crate::notify::stopping();
         });
     }
+    {
+        // A database that cannot be reopened after a fault leaves nothing to serve from: tell
+        // the clients (shutdown disconnects them) and exit non-zero, for systemd to restart us.
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = store.wait_lost() => {
+                    tracing::error!("storage is lost: shutting down to be restarted");
+                    shutdown.trigger();
+                }
+                _ = shutdown.wait() => {}
+            }
+        });
+    }
     let served = crate::server::serve(app, listener).await;
+    if store.is_lost() {
+        tracing::error!("exiting after a storage failure");
+        return ExitCode::FAILURE;
+    }
     let flushed = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.flush_now())).await;
     match (served, flushed) {
         (Ok(()), Ok(Ok(Ok(())))) => {

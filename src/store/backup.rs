@@ -30,29 +30,29 @@ impl Store {
     pub fn export(&self, out: &mut dyn FnMut(Record) -> std::io::Result<()>) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Sled(sled::Error::Io(e));
         out(Record::Meta { format_version: super::FORMAT_VERSION, exported_at: crate::clock::iso_now() }).map_err(io)?;
-        for item in self.t().events.iter() {
+        for item in self.t()?.events.iter() {
             out(Record::Event(decode(&item?.1)?)).map_err(io)?;
         }
-        for item in self.t().sessions.iter() {
+        for item in self.t()?.sessions.iter() {
             out(Record::Session(decode(&item?.1)?)).map_err(io)?;
         }
-        for item in self.t().admins.iter() {
+        for item in self.t()?.admins.iter() {
             out(Record::Admin(decode(&item?.1)?)).map_err(io)?;
         }
         for (slug, record) in self.rooms()? {
             out(Record::Room { slug, record }).map_err(io)?;
         }
-        for item in self.t().room_guests.iter() {
+        for item in self.t()?.room_guests.iter() {
             let p = parts(&item?.0, 2)?;
             out(Record::RoomGuest { slug: p[0].clone(), guest: p[1].clone() }).map_err(io)?;
         }
-        for item in self.t().counts.iter() {
+        for item in self.t()?.counts.iter() {
             let (k, v) = item?;
             let p = parts(&k, 2)?;
             let rec: PhotoLikes = decode(&v)?;
             out(Record::LikeCount { slug: p[0].clone(), photo: p[1].clone(), count: rec.count, updated_ms: rec.updated_ms }).map_err(io)?;
         }
-        for item in self.t().likers.iter() {
+        for item in self.t()?.likers.iter() {
             let p = parts(&item?.0, 3)?;
             out(Record::Liker { slug: p[0].clone(), photo: p[1].clone(), liker: p[2].clone() }).map_err(io)?;
         }
@@ -61,9 +61,8 @@ impl Store {
 
     /// True when nothing but format metadata is stored.
     pub fn is_empty(&self) -> bool {
-        [&self.t().rooms, &self.t().room_guests, &self.t().counts, &self.t().likers, &self.t().events, &self.t().sessions, &self.t().admins]
-            .iter()
-            .all(|t| t.is_empty())
+        let Ok(t) = self.t() else { return false };
+        [&t.rooms, &t.room_guests, &t.counts, &t.likers, &t.events, &t.sessions, &t.admins].iter().all(|t| t.is_empty())
     }
 
     /// Writes one record (not yet durable: call `durable` when done).
@@ -75,27 +74,27 @@ impl Store {
                 }
             }
             Record::Event(e) => {
-                self.t().events.insert(e.slug.as_str().as_bytes(), encode(e))?;
+                self.t()?.events.insert(e.slug.as_str().as_bytes(), encode(e))?;
             }
             Record::Session(s) => {
-                self.t().sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
-                self.t().sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
+                self.t()?.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
+                self.t()?.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
             }
             Record::Admin(a) => {
-                self.t().admins.insert(a.username.as_bytes(), encode(a))?;
+                self.t()?.admins.insert(a.username.as_bytes(), encode(a))?;
             }
             Record::Room { slug, record } => {
-                self.t().rooms.insert(slug.as_str().as_bytes(), encode(record))?;
+                self.t()?.rooms.insert(slug.as_str().as_bytes(), encode(record))?;
             }
             Record::RoomGuest { slug, guest } => {
-                self.t().room_guests.insert(key2(slug, guest), &[])?;
+                self.t()?.room_guests.insert(key2(slug, guest), &[])?;
             }
             Record::LikeCount { slug, photo, count, updated_ms } => {
-                self.t().counts.insert(key2(slug, photo), encode(&PhotoLikes { count: *count, updated_ms: *updated_ms }))?;
+                self.t()?.counts.insert(key2(slug, photo), encode(&PhotoLikes { count: *count, updated_ms: *updated_ms }))?;
             }
             Record::Liker { slug, photo, liker } => {
-                self.t().likers.insert(key3(slug, photo, liker), &[])?;
-                self.t().liked_by.insert(key3(slug, liker, photo), &[])?;
+                self.t()?.likers.insert(key3(slug, photo, liker), &[])?;
+                self.t()?.liked_by.insert(key3(slug, liker, photo), &[])?;
             }
         }
         Ok(())

@@ -7,6 +7,10 @@
 //! with the next flush (sled also flushes on its own every 500 ms).
 
 pub mod backup;
+mod home;
+mod recover;
+
+pub use home::prepare as prepare_data_dir;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -189,7 +193,6 @@ struct Trees {
 
 /// Opens sled under `dir` with every tree, checking the format version.
 fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
-        std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
     let db = sled::Config::new()
         .path(dir.join("db"))
         .cache_capacity(cache_bytes)
@@ -229,14 +232,15 @@ fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
 
 /// The open database, replaceable in place: after a storage fault that sled keeps sticky, the
 /// store reopens its directory and every clone of the handle moves to the new one.
-type Slot = Arc<std::sync::RwLock<Arc<Trees>>>;
+/// `None` only after a reopen failed, while the process is on its way out.
+type Slot = Arc<std::sync::RwLock<Option<Arc<Trees>>>>;
 
 /// Flushes whichever database is current (the group commit's target).
 struct CurrentDb(Slot);
 
 impl Flush for CurrentDb {
     fn flush(&self) -> Result<(), String> {
-        let t = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let t = self.0.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or("storage is closed")?;
         sled::Tree::flush(&t.db).map(|_| ()).map_err(|e| e.to_string())
     }
 }
@@ -249,6 +253,10 @@ pub struct Store {
     likes_lock: Arc<Mutex<()>>,
     commit: Committer,
     breaker: Arc<Breaker>,
+    home: Arc<home::Home>,
+    cache_bytes: u64,
+    /// Set once a reopen failed (see `recover.rs`).
+    lost: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Store {
@@ -259,15 +267,28 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        let home = home::Home::claim(dir)?;
         let t = open_trees(dir, opts.cache_bytes)?;
-        let slot: Slot = Arc::new(std::sync::RwLock::new(Arc::new(t)));
+        // sled created its files following the umask: take other users' access away again.
+        if let Err(e) = home::prepare(dir) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot make the data directory private");
+        }
+        let slot: Slot = Arc::new(std::sync::RwLock::new(Some(Arc::new(t))));
         let mut target: Arc<dyn Flush> = Arc::new(CurrentDb(slot.clone()));
         if let Some(wrap) = opts.flush_wrapper {
             target = wrap(target);
         }
         let commit = Committer::start_with(target, opts.group_commit);
         let breaker = Arc::new(Breaker::new(opts.breaker_open_for));
-        Ok(Store { slot, likes_lock: Arc::new(Mutex::new(())), commit, breaker })
+        Ok(Store {
+            slot,
+            likes_lock: Arc::new(Mutex::new(())),
+            commit,
+            breaker,
+            home: Arc::new(home),
+            cache_bytes: opts.cache_bytes,
+            lost: Arc::new(tokio::sync::watch::channel(false).0),
+        })
     }
 
     /// Waits until every change made so far is on disk (no breaker: for CLI commands).
@@ -275,17 +296,27 @@ impl Store {
         Ok(self.commit.durable().await?)
     }
 
-    /// The database as it is now (a cheap `Arc` clone; held only for one operation).
-    fn t(&self) -> Arc<Trees> {
-        self.slot.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The database as it is now: a cheap `Arc` clone, held for one operation and never across
+    /// an `.await`, so a reopen (see `recover.rs`) finds every old handle released at once.
+    fn t(&self) -> Result<Arc<Trees>, StoreError> {
+        self.slot.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Unavailable)
     }
 
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
     }
 
+    /// Admission through the breaker. The trial write after a cool-down first gets the database
+    /// out of a sticky error if it is in one (see `recover.rs`).
     fn admit(&self) -> Result<Permit, StoreError> {
-        self.breaker.admit().ok_or(StoreError::Unavailable)
+        let permit = self.breaker.admit().ok_or(StoreError::Unavailable)?;
+        if permit.is_trial()
+            && let Err(e) = self.recover_for_trial()
+        {
+            self.breaker.record(permit, false, Duration::ZERO);
+            return Err(e);
+        }
+        Ok(permit)
     }
 
     /// Makes what `permit`'s write changed durable, and tells the breaker how it went.
@@ -310,7 +341,7 @@ impl Store {
 
     /// Flushes synchronously (shutdown, CLI commands).
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        sled::Tree::flush(&self.t().db)?;
+        sled::Tree::flush(&self.t()?.db)?;
         Ok(())
     }
 
@@ -327,7 +358,7 @@ impl Store {
 
     fn write_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
         let rec = PhotoLikes { count, updated_ms: now_ms() };
-        self.t().counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
+        self.t()?.counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
         Ok(())
     }
 
@@ -344,7 +375,7 @@ impl Store {
         let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
         let ck = key2(slug.as_str(), photo.as_str());
         let now = now_ms();
-        let result = (&self.t().likers, &self.t().liked_by, &self.t().counts).transaction(|(likers, liked_by, counts)| {
+        let result = (&self.t()?.likers, &self.t()?.liked_by, &self.t()?.counts).transaction(|(likers, liked_by, counts)| {
             let before = match counts.get(&ck)?.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose() {
                 Ok(p) => p.map(|p| p.count).unwrap_or(0),
                 Err(e) => return Err(ConflictableTransactionError::Abort(e)),
@@ -381,8 +412,8 @@ impl Store {
         if out.changed && out.count == 0 {
             let _g = self.likes_guard();
             let ck = key2(slug.as_str(), photo.as_str());
-            if self.t().counts.get(&ck)?.map(|v| decode::<PhotoLikes>(&v)).transpose()?.is_some_and(|p| p.count == 0) {
-                self.t().counts.remove(ck)?;
+            if self.t()?.counts.get(&ck)?.map(|v| decode::<PhotoLikes>(&v)).transpose()?.is_some_and(|p| p.count == 0) {
+                self.t()?.counts.remove(ck)?;
             }
         }
         Ok(())
@@ -462,7 +493,7 @@ impl Store {
         // Newer first; among equal times the smaller photo id first (so Reverse ordering pops the
         // oldest, larger id first).
         let mut heap: BinaryHeap<Reverse<(i64, Reverse<PhotoId>, u64)>> = BinaryHeap::with_capacity(limit + 1);
-        for item in self.t().counts.scan_prefix(prefix(slug.as_str())) {
+        for item in self.t()?.counts.scan_prefix(prefix(slug.as_str())) {
             let (k, v) = item?;
             let rec: PhotoLikes = decode(&v)?;
             if let Some(photo) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
@@ -481,7 +512,7 @@ impl Store {
     pub fn room_like_summary(&self, slug: &Slug, top: usize) -> Result<(u64, Vec<(PhotoId, u64)>), StoreError> {
         let mut sum = 0u64;
         let mut best: Vec<(PhotoId, u64)> = Vec::new();
-        for item in self.t().counts.scan_prefix(prefix(slug.as_str())) {
+        for item in self.t()?.counts.scan_prefix(prefix(slug.as_str())) {
             let (k, v) = item?;
             let count = decode::<PhotoLikes>(&v)?.count;
             sum = sum.saturating_add(count);
@@ -502,7 +533,7 @@ impl Store {
     /// Photos of a room that `liker` likes, at most `limit`.
     pub fn liked_by(&self, slug: &Slug, liker: &LikerKey, limit: usize) -> Result<Vec<PhotoId>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t().liked_by.scan_prefix(key2(slug.as_str(), liker.as_str()).into_iter().chain([0]).collect::<Vec<u8>>()) {
+        for item in self.t()?.liked_by.scan_prefix(key2(slug.as_str(), liker.as_str()).into_iter().chain([0]).collect::<Vec<u8>>()) {
             let (k, _) = item?;
             if let Some(p) = key_part(&k, 2).and_then(|p| PhotoId::parse(&p)) {
                 out.push(p);
@@ -520,7 +551,7 @@ impl Store {
     /// `concurrent`, and touches the access time. Not awaited for durability (may lag ≤ 1 s).
     pub fn record_join(&self, slug: &Slug, guest: Option<&LikerKey>, concurrent: u64) -> Result<RoomRecord, StoreError> {
         let is_new_guest = match guest {
-            Some(g) => self.t().room_guests.insert(key2(slug.as_str(), g.as_str()), &[])?.is_none(),
+            Some(g) => self.t()?.room_guests.insert(key2(slug.as_str(), g.as_str()), &[])?.is_none(),
             None => false,
         };
         self.update_room(slug, |r| {
@@ -540,7 +571,7 @@ impl Store {
         let now = now_ms();
         let mut result = RoomRecord::default();
         let mut decode_err = None;
-        self.t().rooms.update_and_fetch(slug.as_str().as_bytes(), |old| {
+        self.t()?.rooms.update_and_fetch(slug.as_str().as_bytes(), |old| {
             let mut r = match old.map(decode::<RoomRecord>) {
                 Some(Ok(r)) => r,
                 Some(Err(e)) => {
@@ -561,13 +592,13 @@ impl Store {
     }
 
     pub fn room(&self, slug: &Slug) -> Result<Option<RoomRecord>, StoreError> {
-        Self::get(&self.t().rooms, slug.as_str().as_bytes())
+        Self::get(&self.t()?.rooms, slug.as_str().as_bytes())
     }
 
     /// Every room that has a record.
     pub fn rooms(&self) -> Result<Vec<(Slug, RoomRecord)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t().rooms.iter() {
+        for item in self.t()?.rooms.iter() {
             let (k, v) = item?;
             if let Some(slug) = std::str::from_utf8(&k).ok().and_then(Slug::parse) {
                 out.push((slug, decode(&v)?));
@@ -579,17 +610,17 @@ impl Store {
     // ---- events ------------------------------------------------------------------------------
 
     pub fn event(&self, slug: &Slug) -> Result<Option<EventRecord>, StoreError> {
-        Self::get(&self.t().events, slug.as_str().as_bytes())
+        Self::get(&self.t()?.events, slug.as_str().as_bytes())
     }
 
     pub fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
-        self.t().events.iter().map(|item| decode(&item?.1)).collect()
+        self.t()?.events.iter().map(|item| decode(&item?.1)).collect()
     }
 
     /// Creates an event; `Ok(false)` when the slug is taken. Durable on `Ok(true)`.
     pub async fn create_event(&self, rec: &EventRecord) -> Result<bool, StoreError> {
         self.write(|| {
-            Ok(self.t().events.compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?.is_ok())
+            Ok(self.t()?.events.compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?.is_ok())
         })
         .await
     }
@@ -597,7 +628,7 @@ impl Store {
     /// Writes an event record whole; durable on return.
     pub async fn put_event(&self, rec: &EventRecord) -> Result<(), StoreError> {
         self.write(|| {
-            self.t().events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
+            self.t()?.events.insert(rec.slug.as_str().as_bytes(), encode(rec))?;
             Ok(())
         })
         .await
@@ -606,13 +637,13 @@ impl Store {
     /// Deletes an event and its guest sessions; `Ok(false)` if there was none. Durable on return.
     pub async fn delete_event(&self, slug: &Slug) -> Result<bool, StoreError> {
         self.write(|| {
-            let existed = self.t().events.remove(slug.as_str().as_bytes())?.is_some();
-            for item in self.t().sessions_by_event.scan_prefix(prefix(slug.as_str())) {
+            let existed = self.t()?.events.remove(slug.as_str().as_bytes())?.is_some();
+            for item in self.t()?.sessions_by_event.scan_prefix(prefix(slug.as_str())) {
                 let (k, _) = item?;
                 if let Some(id) = key_part(&k, 1) {
-                    self.t().sessions.remove(id.as_bytes())?;
+                    self.t()?.sessions.remove(id.as_bytes())?;
                 }
-                self.t().sessions_by_event.remove(k)?;
+                self.t()?.sessions_by_event.remove(k)?;
             }
             Ok(existed)
         })
@@ -622,17 +653,17 @@ impl Store {
     // ---- guest sessions ----------------------------------------------------------------------
 
     pub fn session(&self, id: &GuestSessionId) -> Result<Option<GuestSession>, StoreError> {
-        Self::get(&self.t().sessions, id.as_str().as_bytes())
+        Self::get(&self.t()?.sessions, id.as_str().as_bytes())
     }
 
     /// Stores a guest session; durable on return.
     pub async fn put_session(&self, s: &GuestSession) -> Result<(), StoreError> {
         self.write(|| {
             if let Some(old) = self.session(&s.id)? {
-                self.t().sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
+                self.t()?.sessions_by_event.remove(key2(old.event_slug.as_str(), old.id.as_str()))?;
             }
-            self.t().sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
-            self.t().sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
+            self.t()?.sessions.insert(s.id.as_str().as_bytes(), encode(s))?;
+            self.t()?.sessions_by_event.insert(key2(s.event_slug.as_str(), s.id.as_str()), &[])?;
             Ok(())
         })
         .await
@@ -641,17 +672,17 @@ impl Store {
     // ---- admin users -------------------------------------------------------------------------
 
     pub fn admin(&self, username: &str) -> Result<Option<AdminUser>, StoreError> {
-        Self::get(&self.t().admins, username.as_bytes())
+        Self::get(&self.t()?.admins, username.as_bytes())
     }
 
     pub fn admins(&self) -> Result<Vec<AdminUser>, StoreError> {
-        self.t().admins.iter().map(|item| decode(&item?.1)).collect()
+        self.t()?.admins.iter().map(|item| decode(&item?.1)).collect()
     }
 
     /// Creates or replaces an admin user; durable on return.
     pub async fn put_admin(&self, user: &AdminUser) -> Result<(), StoreError> {
         self.write(|| {
-            self.t().admins.insert(user.username.as_bytes(), encode(user))?;
+            self.t()?.admins.insert(user.username.as_bytes(), encode(user))?;
             Ok(())
         })
         .await
@@ -659,7 +690,7 @@ impl Store {
 
     /// Removes an admin user; `Ok(false)` if there was none. Durable on return.
     pub async fn remove_admin(&self, username: &str) -> Result<bool, StoreError> {
-        self.write(|| Ok(self.t().admins.remove(username.as_bytes())?.is_some())).await
+        self.write(|| Ok(self.t()?.admins.remove(username.as_bytes())?.is_some())).await
     }
 
     // ---- retention ---------------------------------------------------------------------------
@@ -667,19 +698,19 @@ impl Store {
     /// Removes guest sessions that expired before `now_ms`; returns how many.
     pub fn remove_expired_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
-        for item in self.t().sessions.iter() {
+        for item in self.t()?.sessions.iter() {
             let (k, v) = item?;
             let s: GuestSession = match decode(&v) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable guest session removed");
-                    self.t().sessions.remove(&k)?;
+                    self.t()?.sessions.remove(&k)?;
                     continue;
                 }
             };
             if s.expires_ms <= now_ms {
-                self.t().sessions.remove(&k)?;
-                self.t().sessions_by_event.remove(key2(s.event_slug.as_str(), s.id.as_str()))?;
+                self.t()?.sessions.remove(&k)?;
+                self.t()?.sessions_by_event.remove(key2(s.event_slug.as_str(), s.id.as_str()))?;
                 n += 1;
             }
         }
@@ -696,19 +727,19 @@ impl Store {
                 continue;
             }
             let p = prefix(slug.as_str());
-            for tree in [&self.t().room_guests, &self.t().counts, &self.t().likers, &self.t().liked_by] {
+            for tree in [&self.t()?.room_guests, &self.t()?.counts, &self.t()?.likers, &self.t()?.liked_by] {
                 for item in tree.scan_prefix(&p) {
                     tree.remove(item?.0)?;
                 }
             }
-            for item in self.t().sessions_by_event.scan_prefix(&p) {
+            for item in self.t()?.sessions_by_event.scan_prefix(&p) {
                 let (k, _) = item?;
                 if let Some(id) = key_part(&k, 1) {
-                    self.t().sessions.remove(id.as_bytes())?;
+                    self.t()?.sessions.remove(id.as_bytes())?;
                 }
-                self.t().sessions_by_event.remove(k)?;
+                self.t()?.sessions_by_event.remove(k)?;
             }
-            self.t().rooms.remove(slug.as_str().as_bytes())?;
+            self.t()?.rooms.remove(slug.as_str().as_bytes())?;
             deleted.push(slug);
         }
         Ok(deleted)
@@ -716,12 +747,12 @@ impl Store {
 
     /// Number of stored guest sessions.
     pub fn session_count(&self) -> usize {
-        self.t().sessions.len()
+        self.t().map(|t| t.sessions.len()).unwrap_or(0)
     }
 
     /// Number of trees' worth of format metadata; used by `check`.
     pub fn format_version(&self) -> Result<u8, StoreError> {
-        Ok(self.t().meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied()).unwrap_or(FORMAT_VERSION))
+        Ok(self.t()?.meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied()).unwrap_or(FORMAT_VERSION))
     }
 }
 
@@ -815,7 +846,7 @@ mod tests {
         }
         let cutoff = st.room(&new).unwrap().unwrap().last_access_ms;
         // Make `old` older than the cutoff.
-        st.t().rooms.insert(old.as_str().as_bytes(), encode(&RoomRecord { last_access_ms: cutoff - 10, ..Default::default() })).unwrap();
+        st.t().unwrap().rooms.insert(old.as_str().as_bytes(), encode(&RoomRecord { last_access_ms: cutoff - 10, ..Default::default() })).unwrap();
         let deleted = st.delete_idle_rooms(cutoff, &|_| false).unwrap();
         assert_eq!(deleted, vec![old.clone()]);
         assert!(st.room(&old).unwrap().is_none());

@@ -81,6 +81,26 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// Starts with the data directory at `data_dir` (e.g. on a filesystem the test mounted).
+    pub fn start_at(data_dir: PathBuf, config_toml: Option<&str>, env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = config_toml.map(|text| {
+            let p = tmp.path().join("config.toml");
+            std::fs::write(&p, text).expect("write config");
+            p
+        });
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            data_dir,
+            _tmp: Some(tmp),
+            config,
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        s.spawn();
+        s
+    }
+
     /// SIGTERM, then wait; returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
