@@ -329,6 +329,14 @@ async fn serve_async(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Login tokens are valid only for the admin users, with the passwords, stored now.
+    let tokens = match store.admins() {
+        Ok(users) => tokens.with_admin_users(users.iter().map(|u| (u.username.as_str(), u.phc.as_str()))),
+        Err(e) => {
+            eprintln!("hafi-realtime: cannot read the admin users: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         addr = %addr,

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
+use crate::socket::revoke::Revoker;
 use crate::store::Store;
 
 pub struct Shared {
@@ -24,6 +25,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     pub limiters: Limiters,
     pub admin_feed: AdminFeed,
+    /// Events whose sockets must be checked for lost access now.
+    pub revoker: Revoker,
     pub started: Instant,
     /// Sockets connected to the namespace now.
     pub sockets: AtomicUsize,
@@ -47,6 +50,7 @@ impl App {
         App(Arc::new(Shared {
             limiters: Limiters::new(&config),
             admin_feed: AdminFeed::default(),
+            revoker: Revoker::default(),
             config,
             store,
             presence: Presence::default(),

@@ -211,6 +211,7 @@ pub async fn patch_event(app: &App, auth: &Option<String>, raw: &str, body: &Byt
     let Some(mut rec) = app.store.event(&slug)? else {
         return Err(ApiError::new(404, "Event not found"));
     };
+    let before = (rec.status, rec.owner_id.clone());
     if let Some(v) = o.get("name") {
         rec.name = opt_name(v)?;
     }
@@ -223,7 +224,11 @@ pub async fn patch_event(app: &App, auth: &Option<String>, raw: &str, body: &Byt
     if let Some(v) = o.get("accessCode") {
         rec.access_code = opt_code(v)?;
     }
+    let access_changed = rec.status != before.0 || rec.owner_id != before.1;
     app.store.put_event(&rec).await?;
+    if access_changed {
+        app.revoker.event_changed(&rec.slug);
+    }
     announce(app, "updated", &rec.slug);
     Ok(json(200, &EventJson::from(&rec)))
 }
@@ -234,6 +239,7 @@ pub async fn delete_event(app: &App, auth: &Option<String>, raw: &str) -> ApiRes
     if !app.store.delete_event(&slug).await? {
         return Err(ApiError::new(404, "Event not found"));
     }
+    app.revoker.event_changed(&slug);
     announce(app, "deleted", &slug);
     Ok(warp::reply::with_status(warp::reply(), warp::http::StatusCode::NO_CONTENT).into_response())
 }

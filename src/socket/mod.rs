@@ -4,6 +4,7 @@
 pub mod guard;
 pub mod ops;
 pub mod payload;
+pub mod revoke;
 
 use std::net::IpAddr;
 use std::convert::Infallible;
@@ -23,7 +24,7 @@ use crate::error::{ConnectRefusal, WireError};
 use crate::metrics::{self, Refusal};
 use crate::server::PeerAddr;
 use crate::state::App;
-use crate::types::{EventStatus, GuestSessionId, LikerKey, PhotoId, Slug};
+use crate::types::{GuestSessionId, LikerKey, PhotoId, Slug};
 use payload::ClientEvent;
 
 /// Per-socket context, stored in the socket's extensions by the handshake.
@@ -218,15 +219,13 @@ fn identify(app: &App, auth: &Value, header_token: Option<&str>) -> Result<Ident
         tracing::error!(error = %e, "storage error during handshake");
         ConnectRefusal::AuthenticationFailed
     };
-    let stored = app.store.session(&session).map_err(fail)?;
-    match stored {
-        Some(s) if s.event_slug == slug && s.expires_ms > now_ms() => {}
-        _ => return Err(ConnectRefusal::InvalidGuestSession),
+    if !revoke::session_admits(app.store.session(&session).map_err(fail)?.as_ref(), &slug, now_ms()) {
+        return Err(ConnectRefusal::InvalidGuestSession);
     }
-    match app.store.event(&slug).map_err(fail)? {
-        Some(e) if e.status != EventStatus::Archived => Ok(Identity::Guest { session, slug }),
-        _ => Err(ConnectRefusal::InvalidEvent),
+    if !revoke::event_admits_guests(app.store.event(&slug).map_err(fail)?.as_ref()) {
+        return Err(ConnectRefusal::InvalidEvent);
     }
+    Ok(Identity::Guest { session, slug })
 }
 
 /// Connect middleware: refuses with one of the contract's messages, or stores the [`Conn`].

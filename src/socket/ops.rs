@@ -10,6 +10,7 @@ use crate::clock::iso_now;
 use crate::config::GuestComments;
 use crate::error::WireError;
 use crate::socket::payload::ClientEvent;
+use crate::socket::revoke;
 use crate::state::App;
 use crate::store::{StagedToggle, StoreError};
 use crate::types::{PhotoId, Slug};
@@ -17,11 +18,12 @@ use crate::types::{PhotoId, Slug};
 /// The admin room.
 pub const ADMIN_ROOM: &str = "admin";
 
-/// May `who` see and act as a member of the event `slug`?
+/// May `who` see and act as a member of the event `slug`? Checked at every use, so access that
+/// ended is refused even before the janitor disconnects the socket.
 pub fn can_access(app: &App, who: &Identity, slug: &Slug) -> Result<bool, StoreError> {
     match who {
         Identity::Admin { .. } => Ok(true),
-        Identity::Guest { slug: own, .. } => Ok(own == slug),
+        Identity::Guest { session, slug: own } => Ok(own == slug && revoke::guest_still_valid(app, session, own)?),
         Identity::Owner { .. } => can_manage(app, who, slug),
     }
 }
@@ -31,9 +33,7 @@ pub fn can_manage(app: &App, who: &Identity, slug: &Slug) -> Result<bool, StoreE
     match who {
         Identity::Admin { .. } => Ok(true),
         Identity::Guest { .. } => Ok(false),
-        Identity::Owner { user_id } => {
-            Ok(app.store.event(slug)?.is_some_and(|e| e.owner_id.as_deref() == Some(user_id.as_str())))
-        }
+        Identity::Owner { user_id } => Ok(revoke::event_owned_by(app.store.event(slug)?.as_ref(), user_id)),
     }
 }
 

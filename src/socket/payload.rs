@@ -86,9 +86,16 @@ fn room_arg(v: &Value) -> Result<Slug, WireError> {
     }
 }
 
-/// Removes control characters other than newline and tab.
+/// Is `c` a bidirectional embedding, override or isolate? They reorder the text around them
+/// when rendered, so a comment could show other words than it holds (or disguise the name next
+/// to it).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Removes control characters other than newline and tab, and bidirectional controls.
 fn strip_controls(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+    s.chars().filter(|&c| (!c.is_control() || c == '\n' || c == '\t') && !is_bidi_control(c)).collect()
 }
 
 fn comment_message(raw: &str) -> Result<String, WireError> {
@@ -254,6 +261,22 @@ mod tests {
             assert_eq!(parse("photo:comment", Some(&v)), Err(WireError::InvalidPayload), "{v}");
         }
         assert!(parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": "é".repeat(2000)}))).is_ok());
+    }
+
+    #[test]
+    fn comments_lose_bidi_controls() {
+        let raw = "a\u{202A}b\u{202B}c\u{202C}d\u{202D}e\u{202E}f\u{2066}g\u{2067}h\u{2068}i\u{2069}j";
+        let c = parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": raw}))).unwrap();
+        assert!(matches!(c, ClientEvent::Comment { comment: Value::String(ref s), .. } if s == "abcdefghij"), "{c:?}");
+        // Neighbours of the ranges are ordinary text (LRM/RLM marks and U+2065 stay).
+        let kept = "x\u{200E}\u{2029}\u{202F}\u{2065}\u{206A}y";
+        let c = parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": {"message": kept, "guest_name": "\u{202E}nna"}}))).unwrap();
+        let ClientEvent::Comment { comment: Value::Object(o), .. } = c else { panic!("object comment expected") };
+        assert_eq!(o["message"], kept);
+        assert_eq!(o["guest_name"], "nna");
+        // A message of nothing but overrides is empty.
+        let v = json!({"eventSlug": "w", "photo_id": 1, "comment": "\u{202E}\u{2066} \u{2069}"});
+        assert_eq!(parse("photo:comment", Some(&v)), Err(WireError::InvalidPayload));
     }
 
     #[test]
