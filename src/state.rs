@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use socketioxide::SocketIo;
+use tokio::sync::Semaphore;
 
 use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
@@ -24,6 +25,9 @@ pub struct Shared {
     pub shutdown: Shutdown,
     pub limiters: Limiters,
     pub admin_feed: AdminFeed,
+    /// Places for password checks running at once (`limits.login_concurrency`): each argon2
+    /// check holds about 19 MiB while it runs, so their number bounds login's memory.
+    pub login_slots: Arc<Semaphore>,
     pub started: Instant,
     /// Sockets connected to the namespace now.
     pub sockets: AtomicUsize,
@@ -47,6 +51,7 @@ impl App {
         App(Arc::new(Shared {
             limiters: Limiters::new(&config),
             admin_feed: AdminFeed::default(),
+            login_slots: Arc::new(Semaphore::new(config.limits.login_concurrency.max(1))),
             config,
             store,
             presence: Presence::default(),

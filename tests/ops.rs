@@ -101,7 +101,7 @@ async fn json_logs_parse_and_hold_no_secret() {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    let url = common::listening_url(&line).expect("listening line");
     let http = Http::with_base(&url);
     // A login, a failed login, a refused socket with a bad token, a valid token in use.
     let (_, ok) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "erin's very secret password"}))).await;
