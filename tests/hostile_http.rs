@@ -1,17 +1,16 @@
 //! A hostile network against the real binary: silent and idle connections, IPv6 clients with
 //! a whole /64, `X-Forwarded-For` split over lines, guest-session and access-code abuse, login
 //! floods, and the small promises around them (no caching of API answers, the server's own
-//! origin, the token lifetime, JSON logs, `check`).
+//! origin). The token lifetime and `check`'s warning are in `cli.rs`, JSON logs in `ops.rs`.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use common::{Http, SECRET, Server, Sock, admin_token};
+use common::{Http, Server, Sock, admin_token};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -439,135 +438,4 @@ async fn public_origin_is_the_own_origin_instead_of_the_host() {
     let rebound = poll(&server.url, &server.url).await.unwrap();
     assert_eq!(rebound.status().as_u16(), 403, "an Origin that only matches the Host header");
     assert_eq!(poll(&server.url, "http://localhost:3000").await.unwrap().status().as_u16(), 200, "allowed origins still are");
-}
-
-fn token_lifetime(token: &str) -> u64 {
-    let middle = token.trim().split('.').nth(1).expect("three parts");
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(middle).expect("base64")).expect("json");
-    claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat")
-}
-
-#[test]
-fn token_command_uses_the_configured_ttl_unless_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[auth]\ntoken_ttl = \"2h\"\n").unwrap();
-    let mint = |extra: &[&str], config: bool| {
-        let mut c = bin();
-        c.args(["token", "--user", "web-app", "--role", "ADMIN", "--data-dir"]).arg(dir.path().join("data")).args(extra).env("NEXTAUTH_SECRET", SECRET);
-        if config {
-            c.arg("--config").arg(&cfg);
-        }
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    assert_eq!(token_lifetime(&mint(&[], true)), 2 * 3600);
-    assert_eq!(token_lifetime(&mint(&["--ttl", "1h"], true)), 3600);
-    assert_eq!(token_lifetime(&mint(&[], false)), 24 * 3600);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_log_format_makes_every_line_json() {
-    // The harness finds the address inside a JSON line.
-    let harnessed = Server::start_with(None, &[("LOG_FORMAT", "json")]);
-    assert_eq!(Http::new(&harnessed).call("GET", "/health", None, None).await.0, 200);
-    drop(harnessed);
-
-    let dir = tempfile::tempdir().unwrap();
-    // Development mode without a secret: the generated-secret warning is one of the lines.
-    let mut child = bin()
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(&'static str, String)>();
-    let readers = [("stdout", Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>), ("stderr", Box::new(child.stderr.take().unwrap()))]
-        .into_iter()
-        .map(|(name, pipe)| {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send((name, line));
-                }
-            })
-        })
-        .collect::<Vec<_>>();
-    drop(tx);
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let url = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (name, line) = rx.recv_timeout(left).expect("no listening line within 20 s");
-        let url = common::listening_url(&line).filter(|_| name == "stdout");
-        lines.push((name, line));
-        if let Some(url) = url {
-            break url;
-        }
-    };
-    // Some traffic that logs: a refused login, a 404, a refused socket.
-    let http = Http::with_base(&url);
-    assert_eq!(http.call("POST", "/api/admin/login", None, Some(json!({"username": "nobody", "password": "nope nope"}))).await.0, 401);
-    assert_eq!(http.call("GET", "/nope", None, None).await.0, 404);
-    let mut refused = Sock::connect(&url, json!({})).await;
-    refused.expect(common::CONNECT_ERROR, 3000).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let mut exited = None;
-    for _ in 0..200 {
-        if let Some(st) = child.try_wait().unwrap() {
-            exited = Some(st);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(exited.is_some_and(|s| s.success()), "no clean exit: {exited:?}");
-    for r in readers {
-        r.join().unwrap();
-    }
-    lines.extend(rx.try_iter());
-    let mut per_stream = std::collections::HashMap::new();
-    for (name, line) in &lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name} line is not JSON ({e}): {line}"));
-        assert!(v.is_object() && v["level"].is_string() && v["timestamp"].is_string(), "{name}: {line}");
-        *per_stream.entry(*name).or_insert(0) += 1;
-    }
-    assert!(per_stream.get("stderr").is_some_and(|n| *n >= 3), "too few log lines: {lines:?}");
-    let listening = lines.iter().find(|(n, l)| *n == "stdout" && l.contains("listening on")).expect("listening line");
-    let v: Value = serde_json::from_str(&listening.1).unwrap();
-    assert_eq!(v["fields"]["message"], format!("listening on {url}"));
-    assert!(lines.iter().any(|(_, l)| l.contains("development mode")), "no dev-secret line: {lines:?}");
-}
-
-#[test]
-fn check_warns_in_production_when_public_origin_is_unset() {
-    let dir = tempfile::tempdir().unwrap();
-    let strong = "k3J9xQ2mV8pL5nR7tY1wZ4aB6cD0eF2gH";
-    let check = |env: &str, config: Option<&str>| {
-        let mut c = bin();
-        c.arg("check").arg("--data-dir").arg(dir.path().join("data")).env("NEXTAUTH_SECRET", strong).env("NODE_ENV", env);
-        if let Some(text) = config {
-            let p = dir.path().join("c.toml");
-            std::fs::write(&p, text).unwrap();
-            c.arg("--config").arg(p);
-        }
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    let warning = |out: &str| out.lines().any(|l| l.starts_with("warning:") && l.contains("public_origin"));
-    let prod = check("production", None);
-    assert!(warning(&prod), "{prod}");
-    let set = check("production", Some("[auth]\npublic_origin = \"https://live.example-studio.com\"\n"));
-    assert!(!warning(&set), "{set}");
-    assert!(set.contains("https://live.example-studio.com"), "{set}");
-    let dev = check("development", None);
-    assert!(!warning(&dev), "{dev}");
 }
