@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -51,9 +52,9 @@ enum Command {
         /// Role claim; ADMIN for full access
         #[arg(long)]
         role: String,
-        /// Lifetime, e.g. 1h, 24h, 30d
-        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
-        ttl: Duration,
+        /// Lifetime, e.g. 1h, 24h, 30d [default: `[auth] token_ttl`, 24h unless configured]
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
     },
     /// Manage admin users (the server must be stopped: it holds the data directory)
     Admin {
@@ -99,8 +100,13 @@ fn parse_ttl(raw: &str) -> Result<Duration, String> {
 /// Exit code for configuration refusals (the production rules).
 const EXIT_CONFIG: u8 = 2;
 
+/// Whether logs are JSON lines. Set from `LOG_FORMAT` before the configuration is read (so a
+/// refusal to load it follows the format too), then from the configuration.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    JSON_LOGS.store(std::env::var("LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json")), Ordering::Relaxed);
     let over = Overrides { config_file: cli.global.config, host: cli.global.host, port: cli.global.port, data_dir: cli.global.data_dir };
     let config = match Config::load(&over, &|k| std::env::var(k).ok()) {
         Ok(c) => c,
@@ -110,7 +116,10 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_serve(config),
         Command::Check => run_check(config),
-        Command::Token { user, role, ttl } => run_token(config, &user, &role, ttl),
+        Command::Token { user, role, ttl } => {
+            let ttl = ttl.unwrap_or(config.token_ttl);
+            run_token(config, &user, &role, ttl)
+        }
         Command::Admin { action } => with_store(&config, |store| async move { run_admin(&store, action).await }),
         Command::Export => with_store(&config, |store| async move { run_export(&store) }),
         Command::Import { force } => with_store(&config, |store| async move { run_import(&store, force).await }),
@@ -236,12 +245,34 @@ async fn run_import(store: &Store, force: bool) -> Result<(), String> {
 }
 
 fn refuse(e: &ConfigError) -> ExitCode {
-    eprintln!("hafi-realtime: {e}");
+    fatal(&e.to_string());
     ExitCode::from(EXIT_CONFIG)
+}
+
+/// A line in the shape of the JSON log format's, for what is written without going through the
+/// log filter: the reason the process stops, and the listening line that scripts wait for.
+fn json_line(level: &str, message: &str) -> String {
+    serde_json::json!({
+        "timestamp": crate::clock::iso_now(),
+        "level": level,
+        "fields": { "message": message },
+        "target": "hafi_realtime",
+    })
+    .to_string()
+}
+
+/// Why the process stops, as one line on stderr (one JSON object with `LOG_FORMAT=json`).
+fn fatal(message: &str) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        eprintln!("{}", json_line("ERROR", message));
+    } else {
+        eprintln!("hafi-realtime: {message}");
+    }
 }
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
+    JSON_LOGS.store(json, Ordering::Relaxed);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
@@ -249,6 +280,10 @@ fn init_logging(json: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    if json {
+        // A panic's default report is several plain lines; machine-read logs get one object.
+        std::panic::set_hook(Box::new(|info| eprintln!("{}", json_line("ERROR", &format!("panic: {info}")))));
+    }
 }
 
 /// Fills in the secret: configured, or (development only) the one kept in the data directory.
@@ -269,7 +304,7 @@ fn resolve_secret(config: &mut Config) -> Result<(), ExitCode> {
             Ok(())
         }
         Err(e) => {
-            eprintln!("hafi-realtime: cannot create the development secret in {}: {e}", config.data_dir.display());
+            fatal(&format!("cannot create the development secret in {}: {e}", config.data_dir.display()));
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
@@ -286,7 +321,7 @@ fn run_serve(mut config: Config) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hafi-realtime: cannot start the runtime: {e}");
+            fatal(&format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -304,28 +339,28 @@ async fn serve_async(config: Config) -> ExitCode {
     let store = match Store::open_with(&config.data_dir, opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("hafi-realtime: {e}");
+            fatal(&e.to_string());
             return ExitCode::FAILURE;
         }
     };
     let listener = match crate::server::listen(std::net::SocketAddr::new(config.host, config.port)) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("hafi-realtime: cannot listen on {}:{}: {e}", config.host, config.port);
+            fatal(&format!("cannot listen on {}:{}: {e}", config.host, config.port));
             return ExitCode::FAILURE;
         }
     };
     let addr = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("hafi-realtime: {e}");
+            fatal(&e.to_string());
             return ExitCode::FAILURE;
         }
     };
     let tokens = match Tokens::new(config.secret.as_deref().unwrap_or_default()) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("hafi-realtime: unusable secret: {e}");
+            fatal(&format!("unusable secret: {e}"));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -349,8 +384,13 @@ async fn serve_async(config: Config) -> ExitCode {
     let app = App::new(config, store.clone(), tokens, shutdown.clone());
     // The port accepts connections from here on (the kernel queues them until the loop runs).
     crate::notify::ready();
-    // The one machine-readable line: tests and scripts wait for it.
-    println!("listening on http://{addr}");
+    // The line tests and scripts wait for: the prefix "listening on " is kept in both formats.
+    let listening = format!("listening on http://{addr}");
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        println!("{}", json_line("INFO", &listening));
+    } else {
+        println!("{listening}");
+    }
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -409,6 +449,14 @@ fn run_check(mut config: Config) -> ExitCode {
     println!("max connections:      {} total, {} per IP", config.limits.max_connections, config.limits.max_connections_per_ip);
     println!("guest comments:       {:?}", config.guest_comments);
     println!("storage cache:        {} MiB", config.cache_mb);
+    println!("public origin:        {}", config.public_origin.as_deref().unwrap_or("(unset: judged by the request's Host)"));
+    println!("login checks at once: {}", config.limits.login_concurrency);
+    println!("header read timeout:  {:?}", config.limits.header_read_timeout);
+    if config.mode == Mode::Production && config.public_origin.is_none() {
+        println!(
+            "warning:              [auth] public_origin is not set: the admin page's own origin is judged by the request's Host header, which a DNS-rebinding page controls"
+        );
+    }
     if let Err(e) = prod {
         println!("would start:          no: {e}");
         return ExitCode::from(EXIT_CONFIG);

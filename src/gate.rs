@@ -7,7 +7,6 @@
 //! then.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,11 +15,13 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::limits::IpKey;
+
 pub struct Gate {
     max_total: usize,
     max_per_ip: usize,
     total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    per_ip: Mutex<HashMap<IpKey, usize>>,
 }
 
 /// Why a connection was not let in.
@@ -35,7 +36,7 @@ impl Gate {
         Arc::new(Gate { max_total, max_per_ip, total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) })
     }
 
-    fn ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpKey, usize>> {
         self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -49,7 +50,7 @@ impl Gate {
         Ok(Slot { gate: self.clone(), ip: Mutex::new(None) })
     }
 
-    fn take_ip(&self, ip: IpAddr) -> bool {
+    fn take_ip(&self, ip: IpKey) -> bool {
         let mut t = self.ips();
         let n = t.entry(ip).or_insert(0);
         if *n >= self.max_per_ip {
@@ -62,7 +63,7 @@ impl Gate {
         true
     }
 
-    fn release_ip(&self, ip: IpAddr) {
+    fn release_ip(&self, ip: IpKey) {
         let mut t = self.ips();
         if let Some(n) = t.get_mut(&ip) {
             *n = n.saturating_sub(1);
@@ -81,12 +82,12 @@ impl Gate {
 /// One connection's place; released on drop.
 pub struct Slot {
     gate: Arc<Gate>,
-    ip: Mutex<Option<IpAddr>>,
+    ip: Mutex<Option<IpKey>>,
 }
 
 impl Slot {
-    /// Counts this connection against `ip` (once; later calls with any IP are no-ops).
-    pub fn claim_ip(&self, ip: IpAddr) -> Result<(), Full> {
+    /// Counts this connection against the client `ip` (once; later calls with any IP are no-ops).
+    pub fn claim_ip(&self, ip: IpKey) -> Result<(), Full> {
         let mut mine = self.ip.lock().unwrap_or_else(|p| p.into_inner());
         if mine.is_some() {
             return Ok(());
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn caps_and_release() {
         let g = Gate::new(3, 2);
-        let ip: IpAddr = [127, 0, 0, 2].into();
+        let ip = IpKey::of([127, 0, 0, 2].into(), 64);
         let a = g.enter().unwrap();
         a.claim_ip(ip).unwrap();
         let b = g.enter().unwrap();

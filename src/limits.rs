@@ -2,28 +2,74 @@
 //! and per-socket event rates (a bucket per event class inside the socket's context).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use std::net::IpAddr;
-
 use crate::config::{Bucket, Config};
+use crate::types::Slug;
+
+/// What every per-IP limit counts by: an IPv4 address, or the IPv6 network of the configured
+/// prefix length. One phone or household usually holds a whole /64, so counting single IPv6
+/// addresses would hand every client an unlimited supply of fresh identities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IpKey(IpAddr);
+
+impl IpKey {
+    /// The limit key of a client address. IPv4-mapped IPv6 addresses are the IPv4 client they
+    /// carry; other IPv6 addresses are cut to their first `v6_prefix` bits (clamped to 0..=128).
+    pub fn of(ip: IpAddr, v6_prefix: u8) -> IpKey {
+        match ip {
+            IpAddr::V4(_) => IpKey(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpKey(IpAddr::V4(v4)),
+                None => {
+                    let bits = u32::from(v6_prefix.min(128));
+                    let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                    IpKey(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)))
+                }
+            },
+        }
+    }
+
+    /// The address (or network address) this key stands for.
+    pub fn addr(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The per-IP rate tables of the process, and when each refusal reason was last logged.
 pub struct Limiters {
-    pub login: KeyedBuckets<IpAddr>,
-    pub http: KeyedBuckets<IpAddr>,
-    pub connect: KeyedBuckets<IpAddr>,
+    pub login: KeyedBuckets<IpKey>,
+    pub http: KeyedBuckets<IpKey>,
+    pub connect: KeyedBuckets<IpKey>,
+    /// New guest sessions from the public gallery access route.
+    pub gallery_access: KeyedBuckets<IpKey>,
+    /// Wrong access codes per client.
+    pub code_failures_ip: FailureBuckets<IpKey>,
+    /// Wrong access codes per event, whoever sends them; only existing events get a key.
+    pub code_failures_event: FailureBuckets<Slug>,
     logged: Mutex<HashMap<&'static str, Instant>>,
 }
 
 impl Limiters {
     pub fn new(config: &Config) -> Limiters {
+        let l = &config.limits;
         Limiters {
-            login: KeyedBuckets::new(config.limits.login_per_ip),
-            http: KeyedBuckets::new(config.limits.http_per_ip),
-            connect: KeyedBuckets::new(config.limits.connect_per_ip),
+            login: KeyedBuckets::new(l.login_per_ip),
+            http: KeyedBuckets::new(l.http_per_ip),
+            connect: KeyedBuckets::new(l.connect_per_ip),
+            gallery_access: KeyedBuckets::new(l.gallery_access_per_ip),
+            code_failures_ip: FailureBuckets::new(l.access_code_failures_per_ip),
+            code_failures_event: FailureBuckets::new(l.access_code_failures_per_event),
             logged: Mutex::new(HashMap::new()),
         }
     }
@@ -46,6 +92,9 @@ impl Limiters {
         self.login.sweep();
         self.http.sweep();
         self.connect.sweep();
+        self.gallery_access.sweep();
+        self.code_failures_ip.sweep();
+        self.code_failures_event.sweep();
     }
 }
 
@@ -75,9 +124,14 @@ impl TokenBucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            let per_sec = spec.rate as f64 / spec.per.as_secs_f64();
-            Err(Duration::from_secs_f64(((1.0 - self.tokens) / per_sec).max(0.001)))
+            Err(self.wait(spec))
         }
+    }
+
+    /// How long until a whole token is there (as of the last refill).
+    fn wait(&self, spec: &Bucket) -> Duration {
+        let per_sec = spec.rate as f64 / spec.per.as_secs_f64();
+        Duration::from_secs_f64(((1.0 - self.tokens) / per_sec).max(0.001))
     }
 
     /// True when the bucket has refilled completely (so forgetting it changes nothing).
@@ -132,6 +186,80 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     }
 }
 
+/// Buckets of failures (wrong access codes). Unlike [`KeyedBuckets`], looking costs nothing:
+/// [`FailureBuckets::blocked`] is asked before an attempt is judged, and only a failure takes a
+/// token, so a client learns nothing from which attempts are refused.
+pub struct FailureBuckets<K> {
+    spec: Bucket,
+    table: Mutex<HashMap<K, Failures>>,
+}
+
+struct Failures {
+    bucket: TokenBucket,
+    /// Set by the first refusal after the bucket ran dry; cleared once it has refilled to half,
+    /// so a sustained attack trips once, not at every token that trickles back.
+    tripped: bool,
+}
+
+/// A refusal by [`FailureBuckets::blocked`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Blocked {
+    pub retry_after: Duration,
+    /// This is the first refusal since the bucket ran dry.
+    pub tripped_now: bool,
+}
+
+impl<K: Hash + Eq + Clone> FailureBuckets<K> {
+    pub fn new(spec: Bucket) -> FailureBuckets<K> {
+        FailureBuckets { spec, table: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Failures>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `key` has no failure left to spend; takes nothing.
+    pub fn blocked(&self, key: &K) -> Option<Blocked> {
+        let now = Instant::now();
+        let mut t = self.lock();
+        let f = t.get_mut(key)?;
+        f.bucket.refill(&self.spec, now);
+        if f.bucket.tokens >= f64::from(self.spec.burst) / 2.0 {
+            f.tripped = false;
+        }
+        if f.bucket.tokens >= 1.0 {
+            return None;
+        }
+        let retry_after = f.bucket.wait(&self.spec);
+        let tripped_now = !f.tripped;
+        f.tripped = true;
+        Some(Blocked { retry_after, tripped_now })
+    }
+
+    /// Counts one failure against `key`.
+    pub fn fail(&self, key: &K) {
+        let now = Instant::now();
+        let mut t = self.lock();
+        let f = t.entry(key.clone()).or_insert_with(|| Failures { bucket: TokenBucket::full(&self.spec), tripped: false });
+        let _ = f.bucket.take(&self.spec, now);
+    }
+
+    /// Drops the buckets that are full again.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let spec = self.spec;
+        self.lock().retain(|_, f| !f.bucket.is_full(&spec, now));
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +290,42 @@ mod tests {
         std::thread::sleep(Duration::from_millis(10));
         k.sweep();
         assert!(k.is_empty());
+    }
+
+    #[test]
+    fn ip_keys_group_ipv6_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let key = |s: &str, p: u8| IpKey::of(ip(s), p).addr();
+        assert_eq!(key("203.0.113.9", 64), ip("203.0.113.9"));
+        assert_eq!(key("::ffff:10.0.0.1", 64), ip("10.0.0.1"));
+        assert_eq!(IpKey::of(ip("::ffff:10.0.0.1"), 64), IpKey::of(ip("10.0.0.1"), 64));
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64), ip("2001:db8:1:2::"));
+        assert_eq!(IpKey::of(ip("2001:db8:1:2::1"), 64), IpKey::of(ip("2001:db8:1:2::ffff"), 64));
+        assert_ne!(IpKey::of(ip("2001:db8:1:2::1"), 64), IpKey::of(ip("2001:db8:1:3::1"), 64));
+        assert_eq!(key("2001:db8:1:2::1", 48), ip("2001:db8:1::"));
+        assert_eq!(IpKey::of(ip("2001:db8:1:2::1"), 48), IpKey::of(ip("2001:db8:1:3::1"), 48));
+        assert_eq!(key("2001:db8:1:2::1", 128), ip("2001:db8:1:2::1"));
+        assert_ne!(IpKey::of(ip("2001:db8:1:2::1"), 128), IpKey::of(ip("2001:db8:1:2::2"), 128));
+        assert_eq!(key("2001:db8::1", 0), ip("::"));
+        assert_eq!(key("2001:db8::1", 200), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn failures_block_without_taking_and_trip_once() {
+        let spec = Bucket { rate: 1, per: Duration::from_secs(3600), burst: 2 };
+        let f = FailureBuckets::new(spec);
+        assert_eq!(f.blocked(&"a"), None);
+        assert!(f.is_empty(), "looking creates no entry");
+        f.fail(&"a");
+        assert_eq!(f.blocked(&"a"), None);
+        f.fail(&"a");
+        let first = f.blocked(&"a").expect("empty bucket blocks");
+        assert!(first.tripped_now);
+        assert!(first.retry_after > Duration::from_secs(3000));
+        let second = f.blocked(&"a").expect("still blocked");
+        assert!(!second.tripped_now, "one trip per emptying");
+        assert_eq!(f.blocked(&"b"), None);
+        f.sweep();
+        assert_eq!(f.len(), 1);
     }
 }

@@ -65,15 +65,24 @@ fn refuse(status: StatusCode, message: &str, retry_after: Option<Duration>) -> R
     r
 }
 
-/// Whether a browser page from `origin` may talk to us: an allowed origin, or our own
-/// (the admin page), judged by the request's `Host`.
+/// Whether a browser page from `origin` may talk to us: an allowed origin, or our own (the
+/// admin page). Our own origin is `public_origin` when configured; otherwise it can only be
+/// judged by the request's `Host`, which a DNS-rebinding page controls.
 fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
     let origin = origin.trim_end_matches('/');
     if app.config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
         return true;
     }
+    if let Some(own) = &app.config.public_origin {
+        return own.trim_end_matches('/').eq_ignore_ascii_case(origin);
+    }
     let Some(host) = host else { return false };
     origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+/// API answers are per caller and often carry tokens or session ids: no cache may keep them.
+fn no_store(headers: &mut http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 fn cors(headers: &mut http::HeaderMap, origin: &HeaderValue) {
@@ -118,12 +127,18 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let app = self.app.clone();
-        let early = |r: Response<Body>| -> Self::Future { Box::pin(async move { Ok(r) }) };
+        let is_api = req.uri().path().starts_with("/api/");
+        let early = |mut r: Response<Body>| -> Self::Future {
+            if is_api {
+                no_store(r.headers_mut());
+            }
+            Box::pin(async move { Ok(r) })
+        };
         if let Some(OverCap(full)) = req.extensions().get::<OverCap>() {
             app.limiters.note_refusal(Refusal::Connection, if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" });
             return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(Duration::from_secs(1))));
         }
-        let ip = req.extensions().get::<PeerAddr>().map(|p| p.client_ip).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let ip = req.extensions().get::<PeerAddr>().copied().unwrap_or_else(PeerAddr::unknown).key;
         let is_socket = req.uri().path().starts_with("/socket.io/") || req.uri().path() == "/socket.io";
         let mut allowed_origin = None;
         if is_socket {
@@ -162,6 +177,9 @@ where
             let mut resp = resp.map(|b| b.map_err(Into::into).boxed_unsync());
             if let Some(o) = &allowed_origin {
                 cors(resp.headers_mut(), o);
+            }
+            if is_api {
+                no_store(resp.headers_mut());
             }
             Ok(resp)
         })

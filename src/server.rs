@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use socketioxide::SocketIo;
 use tokio::io::AsyncWriteExt;
@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder};
 
 use crate::gate::{Counted, Gate};
+use crate::limits::IpKey;
 use crate::metrics::Refusal;
 use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::state::App;
@@ -61,11 +62,51 @@ fn refuse_raw(mut stream: TcpStream) {
     });
 }
 
-/// The TCP peer of a request and the client address derived from it, in request extensions.
+/// The TCP peer of a request, the client address derived from it (for logs), and the key the
+/// client is counted by in every per-IP limit.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr {
     pub peer: SocketAddr,
     pub client_ip: IpAddr,
+    pub key: IpKey,
+}
+
+impl PeerAddr {
+    /// Stands in when a request did not come through the accept loop (it always does when
+    /// served): all such requests share one key.
+    pub fn unknown() -> PeerAddr {
+        let ip = IpAddr::from([0, 0, 0, 0]);
+        PeerAddr { peer: SocketAddr::new(ip, 0), client_ip: ip, key: IpKey::of(ip, 128) }
+    }
+}
+
+/// Every `X-Forwarded-For` line of a request as one comma-separated list, in order. A proxy may
+/// append to the client's line or add a line of its own; read either way, the right-most
+/// entries are the proxies'. A line that is not text becomes an entry that does not parse, so
+/// nothing to its left is believed.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Option<String> {
+    let mut joined: Option<String> = None;
+    for line in headers.get_all("x-forwarded-for") {
+        let text = String::from_utf8_lossy(line.as_bytes());
+        match &mut joined {
+            Some(list) => {
+                list.push(',');
+                list.push_str(&text);
+            }
+            None => joined = Some(text.into_owned()),
+        }
+    }
+    joined
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address with a port (`1.2.3.4:80`,
+/// `[2001:db8::1]:443`), which some proxies write.
+fn forwarded_entry(raw: &str) -> Option<IpAddr> {
+    let raw = raw.trim();
+    raw.parse::<IpAddr>()
+        .ok()
+        .or_else(|| raw.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse().ok()))
 }
 
 /// The client IP: the TCP peer, or — when the peer is a trusted proxy — the right-most address
@@ -78,14 +119,14 @@ pub fn client_ip(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpNet]) -> Ip
     let Some(header) = forwarded else { return canonical(peer) };
     let mut last = canonical(peer);
     for part in header.rsplit(',') {
-        match part.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+        match forwarded_entry(part) {
+            Some(ip) => {
                 last = canonical(ip);
                 if !is_trusted(&last) {
                     return last;
                 }
             }
-            Err(_) => return last,
+            None => return last,
         }
     }
     last
@@ -183,7 +224,8 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let trusted = app.config.trusted_proxies.clone();
-        let peer_ip = client_ip(peer.ip(), None, &[]);
+        let prefix = app.config.limits.ipv6_prefix;
+        let peer_ip = canonical(peer.ip());
         let slot = match gate.enter() {
             Ok(slot) => std::sync::Arc::new(slot),
             Err(_) => {
@@ -195,7 +237,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         // A direct client is counted by its address now; behind a trusted proxy, by the
         // client address of its first request.
         let proxied = trusted.iter().any(|n| n.contains(&peer_ip));
-        if !proxied && slot.claim_ip(peer_ip).is_err() {
+        if !proxied && slot.claim_ip(IpKey::of(peer_ip, prefix)).is_err() {
             app.limiters.note_refusal(Refusal::Connection, "max_connections_per_ip");
             refuse_raw(stream);
             continue;
@@ -203,18 +245,28 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         let svc = svc.clone();
         let conn_slot = slot.clone();
         let shutdown = drain.clone();
+        let header_timeout = app.config.limits.header_read_timeout;
         tokio::spawn(async move {
             let hyper_svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                let forwarded = req.headers().get("x-forwarded-for").and_then(|h| h.to_str().ok());
-                let client_ip = client_ip(peer.ip(), forwarded, &trusted);
-                req.extensions_mut().insert(PeerAddr { peer, client_ip });
-                if let Err(full) = conn_slot.claim_ip(client_ip) {
+                let forwarded = forwarded_for(req.headers());
+                let client_ip = client_ip(peer.ip(), forwarded.as_deref(), &trusted);
+                let key = IpKey::of(client_ip, prefix);
+                req.extensions_mut().insert(PeerAddr { peer, client_ip, key });
+                if let Err(full) = conn_slot.claim_ip(key) {
                     req.extensions_mut().insert(OverCap(full));
                 }
                 let mut svc = svc.clone();
                 async move { svc.call(req).await }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(Counted::new(stream, slot)), hyper_svc).with_upgrades();
+            // The timer bounds how long a request head may take, from connect and, on a kept-alive
+            // connection, from the previous response: silent or trickling peers cannot hold a
+            // connection (and their place under the caps) for ever. Upgraded websockets leave
+            // hyper's reading behind and are governed by ping/pong instead.
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(Counted::new(stream, slot)), hyper_svc)
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 res = conn.as_mut() => if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") },
@@ -245,5 +297,29 @@ mod tests {
         assert_eq!(client_ip(ip("127.0.0.1"), Some("garbage"), &trusted), ip("127.0.0.1"));
         assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
         assert_eq!(client_ip(ip("::ffff:10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+        assert_eq!(client_ip(ip("127.0.0.1"), Some("1.2.3.4:5678"), &trusted), ip("1.2.3.4"));
+        assert_eq!(client_ip(ip("127.0.0.1"), Some("[2001:db8::7]:443"), &trusted), ip("2001:db8::7"));
+    }
+
+    #[test]
+    fn forwarded_for_lines_are_one_list() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut h = http::HeaderMap::new();
+        assert_eq!(forwarded_for(&h), None);
+        // The client wrote the first line, the proxy added the second.
+        h.append("x-forwarded-for", http::HeaderValue::from_static("198.51.100.1, 192.0.2.7"));
+        h.append("x-forwarded-for", http::HeaderValue::from_static("203.0.113.50"));
+        let list = forwarded_for(&h).unwrap();
+        assert_eq!(list, "198.51.100.1, 192.0.2.7,203.0.113.50");
+        assert_eq!(client_ip(ip("127.0.0.1"), Some(&list), &trusted), ip("203.0.113.50"));
+        // A trusted hop on the last line is skipped, as within one line.
+        h.append("x-forwarded-for", http::HeaderValue::from_static("127.0.0.9"));
+        assert_eq!(client_ip(ip("127.0.0.1"), forwarded_for(&h).as_deref(), &trusted), ip("203.0.113.50"));
+        // Bytes that are not text stop the walk: nothing left of them is believed.
+        let mut h = http::HeaderMap::new();
+        h.append("x-forwarded-for", http::HeaderValue::from_static("198.51.100.1"));
+        h.append("x-forwarded-for", http::HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        assert_eq!(client_ip(ip("127.0.0.1"), forwarded_for(&h).as_deref(), &trusted), ip("127.0.0.1"));
     }
 }

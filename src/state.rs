@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use socketioxide::SocketIo;
+use tokio::sync::Semaphore;
 
 use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
@@ -27,6 +28,9 @@ pub struct Shared {
     pub admin_feed: AdminFeed,
     /// Events whose sockets must be checked for lost access now.
     pub revoker: Revoker,
+    /// Places for password checks running at once (`limits.login_concurrency`): each argon2
+    /// check holds about 19 MiB while it runs, so their number bounds login's memory.
+    pub login_slots: Arc<Semaphore>,
     pub started: Instant,
     /// Sockets connected to the namespace now.
     pub sockets: AtomicUsize,
@@ -51,6 +55,7 @@ impl App {
             limiters: Limiters::new(&config),
             admin_feed: AdminFeed::default(),
             revoker: Revoker::default(),
+            login_slots: Arc::new(Semaphore::new(config.limits.login_concurrency.max(1))),
             config,
             store,
             presence: Presence::default(),

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
+use base64::Engine;
 use common::{Http, SECRET, Server, Sock};
 use serde_json::{Value, json};
 
@@ -229,4 +230,56 @@ fn data_directory_of_a_newer_format_is_refused() {
     let o = bin().args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"]).arg(dir.path()).env("NEXTAUTH_SECRET", SECRET).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("newer hafi-realtime"));
+}
+
+fn token_lifetime(token: &str) -> u64 {
+    let middle = token.trim().split('.').nth(1).expect("three parts");
+    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(middle).expect("base64")).expect("json");
+    claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat")
+}
+
+#[test]
+fn token_command_uses_the_configured_ttl_unless_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[auth]\ntoken_ttl = \"2h\"\n").unwrap();
+    let mint = |extra: &[&str], config: bool| {
+        let mut c = bin();
+        c.args(["token", "--user", "web-app", "--role", "ADMIN", "--data-dir"]).arg(dir.path().join("data")).args(extra).env("NEXTAUTH_SECRET", SECRET);
+        if config {
+            c.arg("--config").arg(&cfg);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(token_lifetime(&mint(&[], true)), 2 * 3600);
+    assert_eq!(token_lifetime(&mint(&["--ttl", "1h"], true)), 3600);
+    assert_eq!(token_lifetime(&mint(&[], false)), 24 * 3600);
+}
+
+#[test]
+fn check_warns_in_production_when_public_origin_is_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let strong = "k3J9xQ2mV8pL5nR7tY1wZ4aB6cD0eF2gH";
+    let check = |env: &str, config: Option<&str>| {
+        let mut c = bin();
+        c.arg("check").arg("--data-dir").arg(dir.path().join("data")).env("NEXTAUTH_SECRET", strong).env("NODE_ENV", env);
+        if let Some(text) = config {
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, text).unwrap();
+            c.arg("--config").arg(p);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let warning = |out: &str| out.lines().any(|l| l.starts_with("warning:") && l.contains("public_origin"));
+    let prod = check("production", None);
+    assert!(warning(&prod), "{prod}");
+    let set = check("production", Some("[auth]\npublic_origin = \"https://live.example-studio.com\"\n"));
+    assert!(!warning(&set), "{set}");
+    assert!(set.contains("https://live.example-studio.com"), "{set}");
+    let dev = check("development", None);
+    assert!(!warning(&dev), "{dev}");
 }

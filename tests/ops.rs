@@ -1,5 +1,6 @@
 //! Running as a service: systemd readiness over `NOTIFY_SOCKET`, the unit file checked by
-//! `systemd-analyze`, and JSON logs that parse line by line and carry no secret.
+//! `systemd-analyze`, and JSON logs that parse line by line (stdout and stderr alike) and carry
+//! no secret.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Http, SECRET, Sock};
+use common::{Http, SECRET, Server, Sock};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
@@ -101,7 +102,7 @@ async fn json_logs_parse_and_hold_no_secret() {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    let url = common::listening_url(&line).expect("listening line");
     let http = Http::with_base(&url);
     // A login, a failed login, a refused socket with a bad token, a valid token in use.
     let (_, ok) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "erin's very secret password"}))).await;
@@ -127,4 +128,87 @@ async fn json_logs_parse_and_hold_no_secret() {
     for secret in [SECRET, "erin's very secret password", "wrong guess 123", token.as_str(), "forged.token"] {
         assert!(!logs.contains(secret), "a secret is in the logs: {secret}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_makes_every_line_json_on_stdout_and_stderr() {
+    // The harness finds the address inside a JSON line.
+    let harnessed = Server::start_with(None, &[("LOG_FORMAT", "json")]);
+    assert_eq!(Http::new(&harnessed).call("GET", "/health", None, None).await.0, 200);
+    drop(harnessed);
+
+    let dir = tempfile::tempdir().unwrap();
+    // Development mode without a secret: the generated-secret warning is one of the lines.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
+        .env_remove("NEXTAUTH_SECRET")
+        .env_remove("NODE_ENV")
+        .env_remove("HAFI_ENV")
+        .env_remove("HAFI_CONFIG")
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(&'static str, String)>();
+    let readers = [("stdout", Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>), ("stderr", Box::new(child.stderr.take().unwrap()))]
+        .into_iter()
+        .map(|(name, pipe)| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send((name, line));
+                }
+            })
+        })
+        .collect::<Vec<_>>();
+    drop(tx);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (name, line) = rx.recv_timeout(left).expect("no listening line within 20 s");
+        let url = common::listening_url(&line).filter(|_| name == "stdout");
+        lines.push((name, line));
+        if let Some(url) = url {
+            break url;
+        }
+    };
+    // Some traffic that logs: a refused login, a 404, a refused socket.
+    let http = Http::with_base(&url);
+    assert_eq!(http.call("POST", "/api/admin/login", None, Some(json!({"username": "nobody", "password": "nope nope"}))).await.0, 401);
+    assert_eq!(http.call("GET", "/nope", None, None).await.0, 404);
+    let mut refused = Sock::connect(&url, json!({})).await;
+    refused.expect(common::CONNECT_ERROR, 3000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(st) = child.try_wait().unwrap() {
+            exited = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(exited.is_some_and(|s| s.success()), "no clean exit: {exited:?}");
+    for r in readers {
+        r.join().unwrap();
+    }
+    lines.extend(rx.try_iter());
+    let mut per_stream = std::collections::HashMap::new();
+    for (name, line) in &lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name} line is not JSON ({e}): {line}"));
+        assert!(v.is_object() && v["level"].is_string() && v["timestamp"].is_string(), "{name}: {line}");
+        *per_stream.entry(*name).or_insert(0) += 1;
+    }
+    assert!(per_stream.get("stderr").is_some_and(|n| *n >= 3), "too few log lines: {lines:?}");
+    let listening = lines.iter().find(|(n, l)| *n == "stdout" && l.contains("listening on")).expect("listening line");
+    let v: Value = serde_json::from_str(&listening.1).unwrap();
+    assert_eq!(v["fields"]["message"], format!("listening on {url}"));
+    assert!(lines.iter().any(|(_, l)| l.contains("development mode")), "no dev-secret line: {lines:?}");
 }

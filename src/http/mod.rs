@@ -17,6 +17,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::auth::{Identity, bearer};
+use crate::server::PeerAddr;
 use crate::state::App;
 use crate::store::StoreError;
 
@@ -39,6 +40,10 @@ impl ApiError {
     }
     pub fn too_many(wait: std::time::Duration) -> ApiError {
         ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..ApiError::new(429, "Too many requests") }
+    }
+    /// 503 for a moment of overload: the client may try again after `secs`.
+    pub fn busy(secs: u64) -> ApiError {
+        ApiError { retry_after: Some(secs.max(1)), ..ApiError::new(503, "Server busy") }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, message)
@@ -64,8 +69,9 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
 
 fn error_response(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
     let mut r = warp::reply::with_status(warp::reply::json(&serde_json::json!({ "error": message })), status).into_response();
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let secs = retry_after.unwrap_or(1).to_string();
+    let retry_after = retry_after.or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
+    if let Some(secs) = retry_after {
+        let secs = secs.to_string();
         if let Ok(v) = warp::http::HeaderValue::from_str(&secs) {
             r.headers_mut().insert("retry-after", v);
         }
@@ -77,10 +83,10 @@ fn finish(result: ApiResult) -> Response {
     result.unwrap_or_else(|e| error_response(e.status, &e.message, e.retry_after))
 }
 
-/// The client address the accept loop derived (peer, or a trusted proxy's `X-Forwarded-For`).
-fn client_ip() -> impl Filter<Extract = (std::net::IpAddr,), Error = Infallible> + Clone {
-    warp::ext::optional::<crate::server::PeerAddr>()
-        .map(|p: Option<crate::server::PeerAddr>| p.map(|p| p.client_ip).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])))
+/// The client the accept loop derived (peer, or a trusted proxy's `X-Forwarded-For`), with the
+/// key its per-IP limits count by.
+fn client() -> impl Filter<Extract = (PeerAddr,), Error = Infallible> + Clone {
+    warp::ext::optional::<PeerAddr>().map(|p: Option<PeerAddr>| p.unwrap_or_else(PeerAddr::unknown))
 }
 
 /// Parses a JSON object body (an empty body is an empty object).
@@ -227,8 +233,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let access = warp::path!("api" / "gallery" / String / "access")
         .and(warp::post())
         .and(with_app(app.clone()))
+        .and(client())
         .and(body(limit))
-        .then(|slug: String, app: App, body| async move { finish(gallery::access(&app, &slug, &body).await) });
+        .then(|slug: String, app: App, client, body| async move { finish(gallery::access(&app, &slug, client, &body).await) });
 
     let metrics = warp::path!("metrics").and(warp::get()).and(with_app(app.clone())).and(auth_header()).map(|app: App, auth: Option<String>| {
         if let Some(expected) = &app.config.metrics_token {
@@ -245,9 +252,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let login = warp::path!("api" / "admin" / "login")
         .and(warp::post())
         .and(with_app(app.clone()))
-        .and(client_ip())
+        .and(client())
         .and(body(limit))
-        .then(|app: App, ip, body| async move { finish(login::login(&app, ip, &body).await) });
+        .then(|app: App, client, body| async move { finish(login::login(&app, client, &body).await) });
     // `/admin` redirects to `/admin/` so the page's relative URLs resolve under it.
     let admin_page = warp::path("admin").and(warp::get()).and(warp::path::full()).and_then(|full: warp::path::FullPath| async move {
         match full.as_str().strip_prefix("/admin") {

@@ -260,6 +260,14 @@ pub fn system_notice(app: &App, message: &str) {
     broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
 }
 
+/// Sends a security notification about an event to the admin room (an attack on its access
+/// code, and the like).
+pub fn security_notice(app: &App, message: &str, slug: &Slug) {
+    let data = serde_json::json!({ "message": message, "eventSlug": slug.as_str() });
+    let payload = NotificationPayload { kind: "security", data: &data, timestamp: iso_now() };
+    broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
+}
+
 /// Logs every change of the storage breaker and tells the admin room. Runs until shutdown.
 pub async fn watch_breaker(app: App) {
     use crate::breaker::Status;

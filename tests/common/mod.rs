@@ -72,8 +72,8 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
+                if let Some(url) = listening_url(&line) {
+                    let _ = tx.send(url);
                 }
             }
         });
@@ -151,6 +151,14 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// The address of the "listening on http://ADDR" line, plain or inside a JSON log line.
+pub fn listening_url(line: &str) -> Option<String> {
+    const MARK: &str = "listening on http://";
+    let at = line.find(MARK)? + MARK.len();
+    let addr: String = line[at..].chars().take_while(|c| *c != '"' && !c.is_whitespace()).collect();
+    (!addr.is_empty()).then(|| format!("http://{addr}"))
 }
 
 /// An HS256 token signed with the test secret.
