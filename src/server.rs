@@ -208,6 +208,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
                 let forwarded = req.headers().get("x-forwarded-for").and_then(|h| h.to_str().ok());
                 let client_ip = client_ip(peer.ip(), forwarded, &trusted);
                 req.extensions_mut().insert(PeerAddr { peer, client_ip });
+                conn_slot.tag(&mut req);
                 if let Err(full) = conn_slot.claim_ip(client_ip) {
                     req.extensions_mut().insert(OverCap(full));
                 }
