@@ -1,17 +1,27 @@
-//! Connection caps: in total and per client IP, for as long as the TCP connection lives.
+//! Connection caps: in total and per client IP, for as long as the TCP connection lives; and a
+//! kill switch per connection.
 //!
 //! The slot that counts a connection is owned by the connection's IO object, and hyper keeps
 //! that object inside an upgraded websocket; so the count lasts exactly as long as the TCP
 //! connection, whatever protocol it carries. Behind a trusted proxy the client is known only
 //! from the first request's `X-Forwarded-For`, so the per-IP part of the slot can be filled in
 //! then.
+//!
+//! The same IO object is the only place where a connection can be ended from outside the tasks
+//! that own it: a socket that stopped reading has a full queue, so no disconnect packet reaches
+//! it, and its writer waits forever on a full TCP buffer. Its [`Transport`] handle throws the
+//! switch: every read and write then fails, the tasks parked on them are woken to see it, and
+//! the socket is closed with a reset, which the peer sees even if it never reads again.
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
+use futures_util::task::AtomicWaker;
+use socketioxide::socket::Sid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -22,6 +32,10 @@ pub struct Gate {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpKey, usize>>,
+    /// Per Engine.IO session, the connection of its latest GET with a `sid` (a long-poll or the
+    /// websocket it upgraded to): the one its messages go down. At most one entry per open
+    /// connection, so no client can grow it.
+    downstream: Mutex<HashMap<Sid, Weak<Wire>>>,
 }
 
 /// Why a connection was not let in.
@@ -33,11 +47,26 @@ pub enum Full {
 
 impl Gate {
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Gate> {
-        Arc::new(Gate { max_total, max_per_ip, total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) })
+        Arc::new(Gate {
+            max_total,
+            max_per_ip,
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            downstream: Mutex::new(HashMap::new()),
+        })
     }
 
     fn ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpKey, usize>> {
         self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Weak<Wire>>> {
+        self.downstream.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection that Engine.IO session `sid` receives on now, if it is still open.
+    pub fn downstream_of(&self, sid: Sid) -> Option<Transport> {
+        self.sessions().get(&sid).filter(|w| w.strong_count() > 0).map(|w| Transport(w.clone()))
     }
 
     /// Takes a place in the total; the IP part is added with [`Slot::claim_ip`].
@@ -47,7 +76,7 @@ impl Gate {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Full::Total);
         }
-        Ok(Slot { gate: self.clone(), ip: Mutex::new(None) })
+        Ok(Slot { gate: self.clone(), ip: Mutex::new(None), wire: Arc::default(), session: Mutex::new(None) })
     }
 
     fn take_ip(&self, ip: IpKey) -> bool {
@@ -83,6 +112,63 @@ impl Gate {
 pub struct Slot {
     gate: Arc<Gate>,
     ip: Mutex<Option<IpKey>>,
+    wire: Arc<Wire>,
+    /// The session this connection is the downstream of (see [`Gate::downstream_of`]).
+    session: Mutex<Option<Sid>>,
+}
+
+/// One connection's kill switch.
+#[derive(Default)]
+pub struct Wire {
+    killed: AtomicBool,
+    read: AtomicWaker,
+    write: AtomicWaker,
+}
+
+impl Wire {
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.read.wake();
+        self.write.wake();
+    }
+
+    /// Registers the waker first, so a kill between the check and the wait still wakes it.
+    fn check(&self, side: &AtomicWaker, cx: &Context<'_>) -> std::io::Result<()> {
+        side.register(cx.waker());
+        if self.killed.load(Ordering::Acquire) {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection shed"));
+        }
+        Ok(())
+    }
+}
+
+/// A handle that closes one TCP connection, in the extensions of every request it carries.
+///
+/// Weak: a polling session outlives the connections of its requests and keeps its handshake
+/// request's extensions, and must not keep a closed connection's state alive.
+#[derive(Clone)]
+pub struct Transport(Weak<Wire>);
+
+impl Transport {
+    /// Closes the connection at once (see the module docs); false when it was closed already.
+    pub fn close(&self) -> bool {
+        match self.0.upgrade() {
+            Some(wire) => {
+                wire.kill();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The Engine.IO session a request names, when it is a GET to the Socket.IO path: the request
+/// that its server-to-client messages travel on.
+fn downstream_sid<B>(req: &http::Request<B>) -> Option<Sid> {
+    if req.method() != http::Method::GET || !req.uri().path().starts_with("/socket.io/") {
+        return None;
+    }
+    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix("sid=")).and_then(|v| Sid::from_str(v).ok())
 }
 
 impl Slot {
@@ -98,10 +184,38 @@ impl Slot {
         *mine = Some(ip);
         Ok(())
     }
+
+    /// Puts this connection's [`Transport`] into the request's extensions, and notes it as the
+    /// downstream of the Engine.IO session the request belongs to, if any.
+    pub fn tag<B>(&self, req: &mut http::Request<B>) {
+        if let Some(sid) = downstream_sid(req) {
+            let mut mine = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            if *mine != Some(sid) {
+                let mut sessions = self.gate.sessions();
+                if let Some(old) = mine.replace(sid) {
+                    self.forget(&mut sessions, old);
+                }
+                sessions.insert(sid, Arc::downgrade(&self.wire));
+            }
+        }
+        req.extensions_mut().insert(Transport(Arc::downgrade(&self.wire)));
+    }
+
+    fn forget(&self, sessions: &mut HashMap<Sid, Weak<Wire>>, sid: Sid) {
+        if sessions.get(&sid).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.wire))) {
+            sessions.remove(&sid);
+            if sessions.capacity() > 4 * sessions.len() + 64 {
+                sessions.shrink_to(2 * sessions.len());
+            }
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(sid) = self.session.get_mut().ok().and_then(|s| s.take()) {
+            self.forget(&mut self.gate.sessions(), sid);
+        }
         if let Some(ip) = self.ip.get_mut().ok().and_then(|ip| ip.take()) {
             self.gate.release_ip(ip);
         }
@@ -121,23 +235,45 @@ impl Counted {
     }
 }
 
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // A shed connection may hold megabytes its peer never read: a FIN would wait behind
+        // them, a reset ends it now.
+        if self.slot.wire.killed.load(Ordering::Acquire) {
+            let _ = self.io.set_zero_linger();
+        }
+    }
+}
+
 impl AsyncRead for Counted {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let wire = &self.slot.wire;
+        wire.check(&wire.read, cx)?;
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Counted {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let wire = &self.slot.wire;
+        wire.check(&wire.write, cx)?;
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let wire = &self.slot.wire;
+        wire.check(&wire.write, cx)?;
         Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // Once killed, closing is the drop's reset; a shutdown would queue a FIN behind unread data.
+        if self.slot.wire.killed.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        let wire = &self.slot.wire;
+        wire.check(&wire.write, cx)?;
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -173,5 +309,67 @@ mod tests {
         drop(b);
         drop(c);
         assert_eq!(g.sizes(), (0, 0));
+    }
+
+    fn get(uri: &str) -> http::Request<()> {
+        http::Request::get(uri).body(()).unwrap()
+    }
+
+    #[test]
+    fn downstream_is_the_latest_get_of_a_session_and_goes_with_its_connection() {
+        let g = Gate::new(10, 10);
+        let sid = Sid::new();
+        let (a, b) = (Arc::new(g.enter().unwrap()), Arc::new(g.enter().unwrap()));
+        let mut req = get("/socket.io/?EIO=4&transport=websocket");
+        a.tag(&mut req);
+        assert!(req.extensions().get::<Transport>().is_some());
+        assert!(g.downstream_of(sid).is_none(), "a handshake names no session");
+        a.tag(&mut get(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}")));
+        let mut post = http::Request::post(format!("/socket.io/?EIO=4&transport=polling&sid={sid}")).body(()).unwrap();
+        b.tag(&mut post);
+        assert!(g.downstream_of(sid).is_some_and(|t| t.0.ptr_eq(&Arc::downgrade(&a.wire))), "a POST carries nothing down");
+        b.tag(&mut get(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}")));
+        assert!(g.downstream_of(sid).is_some_and(|t| t.0.ptr_eq(&Arc::downgrade(&b.wire))));
+        // The older connection going does not take the newer one's entry.
+        drop(a);
+        assert!(g.downstream_of(sid).is_some());
+        // One entry per connection, whatever sids it names.
+        for _ in 0..100 {
+            b.tag(&mut get(&format!("/socket.io/?EIO=4&transport=polling&sid={}", Sid::new())));
+        }
+        b.tag(&mut get("/socket.io/?EIO=4&transport=polling&sid=not-a-sid"));
+        assert_eq!(g.sessions().len(), 1);
+        drop(b);
+        assert!(g.sessions().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_killed_connection_fails_its_pending_read_and_resets_its_peer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let g = Gate::new(10, 10);
+        let slot = Arc::new(g.enter().unwrap());
+        let mut req = get("/");
+        slot.tag(&mut req);
+        let handle = req.extensions().get::<Transport>().cloned().unwrap();
+        let mut io = Counted::new(server, slot);
+        // Unread data on the way out, as for a peer that stopped reading.
+        io.write_all(&[7u8; 4096]).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let r = io.read(&mut buf).await;
+            (r.map_err(|e| e.kind()), io)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(handle.close());
+        let (r, io) = tokio::time::timeout(std::time::Duration::from_secs(2), reader).await.expect("woken").unwrap();
+        assert_eq!(r.err(), Some(std::io::ErrorKind::ConnectionAborted));
+        drop(io);
+        assert!(!handle.close(), "gone with its connection");
+        let mut got = Vec::new();
+        let end = tokio::time::timeout(std::time::Duration::from_secs(2), peer.read_to_end(&mut got)).await.expect("peer sees the end");
+        assert_eq!(end.map_err(|e| e.kind()).err(), Some(std::io::ErrorKind::ConnectionReset), "read {} bytes", got.len());
     }
 }

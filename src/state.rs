@@ -82,6 +82,11 @@ impl App {
         let _ = self.0.gate.set(gate);
     }
 
+    /// The connection gate, once the accept loop runs.
+    pub fn gate(&self) -> Option<&Arc<Gate>> {
+        self.0.gate.get()
+    }
+
     /// TCP connections open now, and client IPs holding them.
     pub fn connection_counts(&self) -> (usize, usize) {
         self.0.gate.get().map(|g| g.sizes()).unwrap_or((0, 0))

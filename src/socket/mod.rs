@@ -21,6 +21,7 @@ use socketioxide::socket::{DisconnectReason, Socket};
 use crate::auth::{Identity, bearer};
 use crate::clock::{iso_now, now_ms};
 use crate::error::{ConnectRefusal, WireError};
+use crate::gate::Transport;
 use crate::metrics::{self, Refusal};
 use crate::server::PeerAddr;
 use crate::state::App;
@@ -51,6 +52,10 @@ pub struct Conn {
     shed: std::sync::atomic::AtomicBool,
     /// Since when this socket has been in no event room (`None` while it is in one).
     roomless_since: Mutex<Option<std::time::Instant>>,
+    /// The connection of a websocket handshake, which is this socket's own for its whole life.
+    /// (A polling handshake's connection is a keep-alive one that other requests share; a
+    /// polling or upgraded socket's current connection is found through the gate instead.)
+    transport: Option<Transport>,
     app: App,
 }
 
@@ -234,6 +239,8 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
     let parts = s.req_parts();
     let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
     let ip = parts.extensions.get::<PeerAddr>().map(|p| p.client_ip);
+    let own_connection = parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "transport=websocket"));
+    let transport = parts.extensions.get::<Transport>().filter(|_| own_connection).cloned();
     let identity = match identify(&app, &auth, bearer(header)) {
         Ok(id) => id,
         Err(refusal) => {
@@ -258,6 +265,7 @@ async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): S
         guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
         shed: std::sync::atomic::AtomicBool::new(false),
         roomless_since: Mutex::new(Some(std::time::Instant::now())),
+        transport,
         app: app.clone(),
     }));
     // Handlers are registered here, before the CONNECT reply goes out: socketioxide spawns the
@@ -384,14 +392,6 @@ async fn run(app: &App, s: &SocketRef, conn: &Conn, ev: &ClientEvent, staged: Op
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PresencePayload<'a> {
-    guest_count: usize,
-    event_slug: &'a str,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Snapshot<'a> {
     event_slug: &'a str,
     guest_count: usize,
@@ -422,10 +422,8 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
         }
     }
     *conn.roomless() = None;
-    let change = app.presence.join(slug, s.id, guest);
+    let change = crate::presence::announce_join(app, s, slug, guest);
     let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
-    let joined = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
-    ops::broadcast(app, &slug.room(), "guest:joined", &joined);
     app.admin_feed.touch(slug);
 
     let max = app.config.snapshot_max_photos;
@@ -460,12 +458,10 @@ async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
         }
     }
     s.leave(slug.room());
-    let change = app.presence.leave(slug, s.id);
+    crate::presence::announce_leave(app, s.id, slug);
     if let Err(e) = app.store.touch_room(slug) {
         tracing::warn!(error = %e, "cannot record room access");
     }
-    let left = PresencePayload { guest_count: change.guest_count, event_slug: slug.as_str(), timestamp: iso_now() };
-    ops::broadcast(app, &slug.room(), "guest:left", &left);
     app.admin_feed.touch(slug);
 }
 
@@ -492,9 +488,15 @@ pub async fn reap_roomless(app: App) {
     }
 }
 
-/// A socket whose outgoing queue is full: it stops reading. It leaves its rooms at once (so
-/// the room goes on without it and counts it gone) and is disconnected as soon as its queue
-/// has room for the disconnect packet; the transport's ping timeout is the backstop.
+/// A socket whose outgoing queue is full has stopped reading. It leaves its rooms at once (so
+/// the room goes on without it and counts it gone), and then its transport is closed at once: a
+/// disconnect packet cannot get into the full queue, and a phone that sees no close shows
+/// "connected" while it receives nothing. A closed connection makes it reconnect and catch up
+/// from the snapshot; presence coalescing keeps the crowd of reconnects from shedding others.
+///
+/// A websocket's connection is closed, and with it the session. A polling session outlives its
+/// connections: the one its last poll came on is closed, and the session is disconnected
+/// server-side as soon as its queue has room for that (or by the heartbeat when it never has).
 pub fn shed_slow_consumer(app: &App, s: SocketRef) {
     let Some(conn) = conn(&s) else { return };
     if conn.shed.swap(true, Ordering::AcqRel) {
@@ -509,6 +511,12 @@ pub fn shed_slow_consumer(app: &App, s: SocketRef) {
             leave(&app, &s, &conn, &slug).await;
         }
         s.leave_all();
+        if let Some(current) = app.gate().and_then(|g| g.downstream_of(s.id)) {
+            current.close();
+        }
+        if let Some(own) = &conn.transport {
+            own.close();
+        }
         for _ in 0..100 {
             if !s.connected() || s.clone().disconnect().is_ok() {
                 return;

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use socketioxide::socket::Sid;
 
 use crate::auth::Identity;
 use crate::clock::iso_now;
@@ -95,6 +96,11 @@ pub struct Relayed {
 /// socket whose queue is full is found here and shed instead of silently missing messages or
 /// holding the room back.
 pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
+    broadcast_except(app, room, None, event, data)
+}
+
+/// [`broadcast`] to everyone in `room` but `except`.
+pub fn broadcast_except<T: Serialize + ?Sized>(app: &App, room: &str, except: Option<Sid>, event: &str, data: &T) -> usize {
     use socketioxide::{SendError, SocketError};
     let Some(io) = app.io() else { return 0 };
     let raw = match serde_json::value::to_raw_value(data) {
@@ -106,7 +112,7 @@ pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data
     };
     let sockets = io.to(room.to_string()).sockets();
     let mut delivered = 0;
-    for s in sockets {
+    for s in sockets.into_iter().filter(|s| Some(s.id) != except) {
         match s.emit(event, &raw) {
             Ok(()) => delivered += 1,
             Err(SendError::Socket(SocketError::InternalChannelFull)) => crate::socket::shed_slow_consumer(app, s),

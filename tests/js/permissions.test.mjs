@@ -172,6 +172,9 @@ test('a guest, or the owner of another event, cannot relay them; the room receiv
   try {
     await join(watcher, slug);
     await join(guest, slug);
+    // The guest's join reaches the watcher within the presence window (250 ms); only then is
+    // the room quiet.
+    await waitFor(watcher, 'guest:joined', (p) => p.guestCount === 2);
     clearInbox(watcher, guest);
 
     for (const sender of [guest, stranger]) {
