@@ -7,6 +7,8 @@
 #   benches/compare.sh                       # all four scenarios at moderate sizes (~10 min)
 #   SCENARIOS="idle storm" IDLE_N=19000 STORM_N=10000 benches/compare.sh
 #   REPEAT=3 benches/compare.sh              # medians of 3 runs per server
+#   HAFI_CONFIG=benches/fill-config.toml SERVERS=hafi SCENARIOS=fill REPEAT=3 benches/compare.sh
+#                                            # a big room refilled; default limits but per-IP caps
 #
 # Parameters (environment):
 #   SCENARIOS      "idle fanout storm churn"
@@ -18,6 +20,7 @@
 #   STORM_N=5000 STORM_ROOMS=100
 #   CHURN_CYCLES=10000 CHURN_SLUGS=2500 CHURN_CONCURRENCY=200 CHURN_SETTLE=30
 #   CHURN_SOAKS=1  soaks per server process (later ones: churn-<server>-<run>-soak<k>.json)
+#   FILL_GUESTS=1000 FILL_WINDOW=2 FILL_SETTLE=5   (fill is not in the default SCENARIOS)
 #   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
 #   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build with cargo into $CARGO_TARGET_DIR)
 #   HAFI_CONFIG    benches/bench-config.toml
@@ -38,6 +41,7 @@ CONN_TIMEOUT="${CONN_TIMEOUT:-30}"
 STORM_N="${STORM_N:-5000}"; STORM_ROOMS="${STORM_ROOMS:-100}"
 CHURN_CYCLES="${CHURN_CYCLES:-10000}"; CHURN_SLUGS="${CHURN_SLUGS:-2500}"
 CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"; CHURN_SOAKS="${CHURN_SOAKS:-1}"
+FILL_GUESTS="${FILL_GUESTS:-1000}"; FILL_WINDOW="${FILL_WINDOW:-2}"; FILL_SETTLE="${FILL_SETTLE:-5}"
 LOADGEN_THREADS="${LOADGEN_THREADS:-2}"; SOURCES="${SOURCES:-16}"; PER_PROCESS="${PER_PROCESS:-9000}"
 HAFI_CONFIG="${HAFI_CONFIG:-$here/bench-config.toml}"
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/hafi-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -107,6 +111,7 @@ loadgen_args() { # $1 = scenario
     fanout) echo "fanout ${common[*]} --guests $FANOUT_GUESTS --rate $FANOUT_RATE --send-secs $FANOUT_SECS --likers $FANOUT_LIKERS --settle-max $FANOUT_SETTLE_MAX --duration $((FANOUT_SECS + FANOUT_SETTLE_MAX + 240))" ;;
     storm)  echo "storm ${common[*]} --connections $STORM_N --rooms $STORM_ROOMS --duration 120" ;;
     churn)  echo "churn ${common[*]} --cycles $CHURN_CYCLES --slugs $CHURN_SLUGS --concurrency $CHURN_CONCURRENCY --settle $CHURN_SETTLE --duration $((CHURN_SETTLE + 900))" ;;
+    fill)   echo "fill ${common[*]} --guests $FILL_GUESTS --window $FILL_WINDOW --settle $FILL_SETTLE --duration $((FILL_WINDOW + FILL_SETTLE + CONN_TIMEOUT + 60))" ;;
   esac
 }
 
@@ -151,6 +156,9 @@ const metrics = {
     'server.cpu_per_conn_ms', 'server.rss_per_conn_bytes', 'loadgen.cpu_s', 'machine_busy_pct_connect'],
   churn: ['cycles_ok', 'failed', 'cycles_per_s', 'server.rss_start_kib', 'server.rss_before_kib', 'server.rss_max_during_kib',
     'server.rss_after_kib', 'server.rss_after_vs_before_pct', 'server.cpu_per_cycle_ms', 'machine_busy_pct'],
+  fill: ['joined', 'failed', 'disconnected_by_server', 'holding_final_count', 'stale', 'server_count_probe',
+    'presence_msgs_total', 'presence_msgs_per_guest.median', 'presence_msgs_per_guest.max', 'fill_s', 'presence_settled_s',
+    'server.cpu_s', 'server.rss_before_kib', 'server.rss_after_kib', 'loadgen.cpu_s', 'machine_busy_pct'],
 };
 const get = (o, path) => path.split('.').reduce((v, k) => (v == null ? undefined : v[k]), o);
 const median = (xs) => {

@@ -1,7 +1,7 @@
 //! `hafi-loadgen`: a bounded load generator for hafi-realtime (and any Socket.IO 4 server with the
 //! events of SPEC §4), speaking Engine.IO 4 / Socket.IO 5 over raw websockets.
 //!
-//! Scenarios (subcommands): `idle`, `fanout`, `storm`, `churn`. Every scenario has a connection
+//! Scenarios (subcommands): `idle`, `fanout`, `storm`, `churn`, `fill` (in `fill.rs`). Every scenario has a connection
 //! count and a hard deadline (`--duration`), prints progress on stderr and one JSON line with all
 //! figures on stdout. Connections are spread over the source addresses 127.0.0.1..127.0.0.N, and
 //! `idle` / `storm` split themselves into child processes (re-exec with `--shard`) when the
@@ -28,6 +28,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+mod fill;
+
 type Ws = WebSocketStream<TcpStream>;
 
 // ------------------------------------------------------------------------------------------------
@@ -51,6 +53,8 @@ enum Scenario {
     Storm(StormArgs),
     /// K connect-join-leave cycles over S distinct slugs, with bounded concurrency.
     Churn(ChurnArgs),
+    /// G guests connect over W seconds and join one room; presence seen after a settle time.
+    Fill(fill::FillArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -170,6 +174,7 @@ impl Scenario {
             Scenario::Fanout(a) => &a.common,
             Scenario::Storm(a) => &a.common,
             Scenario::Churn(a) => &a.common,
+            Scenario::Fill(a) => &a.common,
         }
     }
     fn name(&self) -> &'static str {
@@ -178,6 +183,7 @@ impl Scenario {
             Scenario::Fanout(_) => "fanout",
             Scenario::Storm(_) => "storm",
             Scenario::Churn(_) => "churn",
+            Scenario::Fill(_) => "fill",
         }
     }
 }
@@ -322,10 +328,10 @@ impl Hist {
     fn add_sparse(&self, v: &Value) {
         if let Some(arr) = v.get("buckets").and_then(Value::as_array) {
             for p in arr {
-                if let (Some(i), Some(c)) = (p.get(0).and_then(Value::as_u64), p.get(1).and_then(Value::as_u64)) {
-                    if (i as usize) < HIST_BUCKETS {
-                        self.b[i as usize].fetch_add(c, Relaxed);
-                    }
+                if let (Some(i), Some(c)) = (p.get(0).and_then(Value::as_u64), p.get(1).and_then(Value::as_u64))
+                    && (i as usize) < HIST_BUCKETS
+                {
+                    self.b[i as usize].fetch_add(c, Relaxed);
                 }
             }
         }
@@ -1036,7 +1042,7 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
             break;
         }
         sent += 1;
-        if sent % (a.rate.max(1.0) as usize * 5) == 0 {
+        if sent.is_multiple_of(a.rate.max(1.0) as usize * 5) {
             eprintln!("[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}", st.delivered.load(Relaxed), sent * guests);
         }
     }
@@ -1192,7 +1198,7 @@ async fn churn(a: &ChurnArgs, deadline: Instant) -> Value {
                 i += 1;
                 let rss = pid.as_deref().and_then(proc_rss_kib).unwrap_or(0);
                 samples.lock().unwrap().push((t0.elapsed().as_secs_f64(), rss));
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     eprintln!("[churn] cycles {}/{total}  server RSS {} MiB", ok.load(Relaxed), rss / 1024);
                 }
             }
@@ -1270,6 +1276,7 @@ fn main() {
             }
             Scenario::Fanout(a) => fanout(a, deadline).await,
             Scenario::Churn(a) => churn(a, deadline).await,
+            Scenario::Fill(a) => fill::fill(a, deadline).await,
         }
     });
     if c.shard.is_none() {
