@@ -21,6 +21,9 @@ const INTERVAL: Duration = Duration::from_millis(500);
 pub struct AdminFeed {
     dirty: Mutex<HashSet<Slug>>,
     wake: Notify,
+    /// Events whose cap on liked photos admins have been told about. Bounded by the events
+    /// that reached the cap, each of which holds that many records on disk.
+    like_cap_told: Mutex<HashSet<Slug>>,
 }
 
 impl AdminFeed {
@@ -30,6 +33,11 @@ impl AdminFeed {
         if d.insert(slug.clone()) && d.len() == 1 {
             self.wake.notify_one();
         }
+    }
+
+    /// True the first time (in this process) that `slug` reached its cap on liked photos.
+    pub fn first_like_cap(&self, slug: &Slug) -> bool {
+        self.like_cap_told.lock().unwrap_or_else(|p| p.into_inner()).insert(slug.clone())
     }
 
     fn take(&self) -> HashSet<Slug> {

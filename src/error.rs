@@ -22,11 +22,18 @@ pub enum WireError {
     CommentsOff,
     #[error("Service temporarily unavailable")]
     Unavailable,
+    /// A like past a cap of SPEC §6; retrying does not help until the identity unlikes.
+    #[error("Like limit reached")]
+    LikeLimit,
 }
 
 impl From<StoreError> for WireError {
     fn from(e: StoreError) -> WireError {
         match e {
+            StoreError::LikeLimit(limit) => {
+                tracing::debug!(%limit, "like refused: cap reached");
+                return WireError::LikeLimit;
+            }
             // The breaker already logged when it opened; do not log every refused write.
             StoreError::Unavailable => tracing::debug!("write refused: storage breaker open"),
             e => tracing::error!(error = %e, "storage operation failed"),
@@ -46,6 +53,7 @@ impl WireError {
             WireError::RateLimited { .. } => "rate_limited",
             WireError::CommentsOff => "comments_off",
             WireError::Unavailable => "unavailable",
+            WireError::LikeLimit => "like_limit",
         }
     }
 
@@ -53,7 +61,8 @@ impl WireError {
     pub fn status(&self) -> u16 {
         match self {
             WireError::InvalidPayload => 400,
-            WireError::AccessDenied | WireError::AdminRequired | WireError::CommentsOff => 403,
+            // A cap, not a rate: 429 would invite retrying after `Retry-After`, which cannot help.
+            WireError::AccessDenied | WireError::AdminRequired | WireError::CommentsOff | WireError::LikeLimit => 403,
             WireError::TooManyJoins | WireError::RateLimited { .. } => 429,
             WireError::Unavailable => 503,
         }
@@ -122,6 +131,9 @@ mod tests {
         assert_eq!(WireError::AdminRequired.to_string(), "Admin access required");
         assert_eq!(WireError::TooManyJoins.to_string(), "Too many join requests");
         assert_eq!(WireError::Unavailable.to_string(), "Service temporarily unavailable");
+        let p = serde_json::to_value(WireError::from(StoreError::LikeLimit(crate::store::LikeLimit::PerEvent)).payload("photo:like")).unwrap();
+        assert_eq!((p["message"].as_str(), p["event"].as_str()), (Some("Like limit reached"), Some("photo:like")));
+        assert_eq!(WireError::LikeLimit.status(), 403);
         let p = serde_json::to_value(WireError::RateLimited { retry_after_ms: 120 }.payload("photo:like")).unwrap();
         assert_eq!(p["message"], "Rate limit exceeded");
         assert_eq!(p["event"], "photo:like");

@@ -13,7 +13,7 @@ use crate::error::WireError;
 use crate::socket::payload::ClientEvent;
 use crate::socket::revoke;
 use crate::state::App;
-use crate::store::{StagedToggle, StoreError};
+use crate::store::{LikeCaps, LikeLimit, StagedToggle, StoreError};
 use crate::types::{PhotoId, Slug};
 
 /// The admin room.
@@ -173,7 +173,8 @@ pub fn stage(app: &App, who: &Identity, ev: &ClientEvent) -> Option<Staged> {
         ClientEvent::Unlike { slug, photo } => (slug, photo, false),
         _ => return None,
     };
-    let staged = require_access(app, who, slug).and_then(|()| Ok(app.store.stage_toggle(slug, photo, &who.liker(), like)?));
+    let caps = LikeCaps::new(app.config.max_likes_per_identity, app.config.max_photos_per_event);
+    let staged = require_access(app, who, slug).and_then(|()| Ok(app.store.stage_toggle(slug, photo, &who.liker(), like, caps)?));
     Some(Staged(staged))
 }
 
@@ -209,7 +210,13 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent, staged: O
             let Some(Staged(staged)) = staged.or_else(|| stage(app, who, ev)) else {
                 return Err(WireError::InvalidPayload);
             };
-            let out = app.store.finish_toggle(staged?).await?;
+            let out = match app.store.finish_toggle(staged?).await {
+                Err(StoreError::LikeLimit(LikeLimit::PerEvent)) => {
+                    like_cap_reached(app, slug);
+                    return Err(WireError::LikeLimit);
+                }
+                other => other?,
+            };
             let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
             Ok(Relayed { recipients, ack: ack(Some(out.count)) })
         }
@@ -257,6 +264,22 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent, staged: O
         }
         ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => Err(WireError::InvalidPayload),
     }
+}
+
+/// Tells the admin room, once per event and process, that an event has as many liked photos as
+/// it may hold: guests liking further photos are refused from now on.
+fn like_cap_reached(app: &App, slug: &Slug) {
+    if !app.admin_feed.first_like_cap(slug) {
+        return;
+    }
+    let max = app.config.max_photos_per_event;
+    tracing::warn!(room = %slug, max, "event reached its cap on liked photos; likes of further photos are refused");
+    let data = serde_json::json!({
+        "message": format!("Event {slug} reached its limit of {max} liked photos; likes of other photos are refused"),
+        "eventSlug": slug.as_str(),
+    });
+    let payload = NotificationPayload { kind: "security", data: &data, timestamp: iso_now() };
+    broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
 }
 
 /// Sends a system notification to the admin room (breaker changes, and the like).

@@ -11,6 +11,10 @@ mod home;
 mod recover;
 
 pub use home::prepare as prepare_data_dir;
+mod likes;
+mod migrate;
+
+pub use likes::{LikeCaps, LikeLimit, LikeOutcome, StagedToggle};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -21,10 +25,11 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::breaker::{Breaker, Permit};
 use crate::clock::now_ms;
 use crate::commit::{CommitError, Committer, Flush};
-use crate::types::{AccessCode, EventStatus, GuestSessionId, LikerKey, PhotoId, Slug};
+use crate::types::{AccessCode, EventStatus, GuestSessionId, LikerKey, Slug};
 
-/// Format of every stored value and of the database as a whole.
-pub const FORMAT_VERSION: u8 = 1;
+/// Format of every stored value and of the database as a whole. Format 2 added the like
+/// aggregates and indexes (see `likes`); its values of the older kinds are encoded as in 1.
+pub const FORMAT_VERSION: u8 = 2;
 const FORMAT_KEY: &[u8] = b"format_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,9 @@ pub enum StoreError {
     Commit(#[from] CommitError),
     #[error("storage is unavailable (circuit breaker open)")]
     Unavailable,
+    /// Not a fault: a like that would go past a cap of SPEC §6 was refused and nothing changed.
+    #[error("like limit reached ({0})")]
+    LikeLimit(LikeLimit),
 }
 
 /// How to open a store. The defaults are production's; tests wrap the flush to inject faults.
@@ -66,12 +74,6 @@ pub struct RoomRecord {
     pub peak_guests: u64,
     pub last_access_ms: i64,
     pub created_ms: i64,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-struct PhotoLikes {
-    count: u64,
-    updated_ms: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -102,27 +104,6 @@ pub struct AdminUser {
     pub created_ms: i64,
 }
 
-/// A like or unlike applied but not yet durable (see [`Store::stage_toggle`]).
-#[must_use]
-pub struct StagedToggle {
-    permit: crate::breaker::Permit,
-    started: Instant,
-    /// `None` when nothing changed (and the write is not the breaker's trial).
-    ticket: Option<crate::commit::Ticket>,
-    outcome: LikeOutcome,
-    like: bool,
-    slug: Slug,
-    photo: PhotoId,
-    liker: LikerKey,
-}
-
-/// What a like or unlike did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LikeOutcome {
-    pub changed: bool,
-    pub count: u64,
-}
-
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     // Encoding plain structs into a Vec cannot fail.
@@ -132,9 +113,11 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     out
 }
 
+/// Reads a value written by this format or an older one: no record kind has changed its
+/// encoding since format 1, so the version byte only has to be one this build knows.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => bincode::serde::decode_from_slice(rest, bincode::config::standard())
+        Some((&(1..=FORMAT_VERSION), rest)) => bincode::serde::decode_from_slice(rest, bincode::config::standard())
             .map(|(v, _)| v)
             .map_err(|e| StoreError::Corrupt(e.to_string())),
         Some((&v, _)) if v > FORMAT_VERSION => Err(StoreError::TooNew { found: v }),
@@ -180,6 +163,14 @@ struct Trees {
     likers: sled::Tree,
     /// slug \0 liker \0 photo → () : the same facts, indexed for `likedByMe`
     liked_by: sled::Tree,
+    /// slug → RoomLikes : like total and distinct photos of a room (derived, see `likes`)
+    like_rooms: sled::Tree,
+    /// slug \0 liker → u64 : distinct photos a liker likes in a room (derived)
+    liker_tallies: sled::Tree,
+    /// slug \0 inverted count \0 photo → () : photos with a count above zero, most liked first (derived)
+    likes_by_count: sled::Tree,
+    /// slug \0 inverted change time \0 photo → count : newest change first (derived)
+    likes_by_time: sled::Tree,
     /// slug → EventRecord
     events: sled::Tree,
     /// session id → GuestSession
@@ -205,14 +196,15 @@ fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
             other => StoreError::Sled(other),
         })?;
     let meta = db.open_tree("meta")?;
-    match meta.get(FORMAT_KEY)? {
-        Some(v) if v.first().copied().unwrap_or(0) > FORMAT_VERSION => {
-            return Err(StoreError::TooNew { found: v[0] });
-        }
-        Some(_) => {}
+    let found = match meta.get(FORMAT_KEY)? {
+        Some(v) => v.first().copied().unwrap_or(0),
         None => {
             meta.insert(FORMAT_KEY, &[FORMAT_VERSION])?;
+            FORMAT_VERSION
         }
+    };
+    if found > FORMAT_VERSION {
+        return Err(StoreError::TooNew { found });
     }
     let t = Trees {
         rooms: db.open_tree("rooms")?,
@@ -220,6 +212,10 @@ fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
         counts: db.open_tree("like_counts")?,
         likers: db.open_tree("likers")?,
         liked_by: db.open_tree("liked_by")?,
+        like_rooms: db.open_tree("like_rooms")?,
+        liker_tallies: db.open_tree("liker_tallies")?,
+        likes_by_count: db.open_tree("likes_by_count")?,
+        likes_by_time: db.open_tree("likes_by_time")?,
         events: db.open_tree("events")?,
         sessions: db.open_tree("guest_sessions")?,
         sessions_by_event: db.open_tree("guest_sessions_by_event")?,
@@ -227,6 +223,9 @@ fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
         meta,
         db,
     };
+    if found < FORMAT_VERSION {
+        migrate::upgrade(&t, found)?;
+    }
     Ok(t)
 }
 
@@ -347,202 +346,6 @@ impl Store {
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
         tree.get(key)?.map(|v| decode(&v)).transpose()
-    }
-
-    // ---- likes -------------------------------------------------------------------------------
-
-    fn likes_guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        // A panic while holding the lock leaves sled consistent (each op is atomic); keep going.
-        self.likes_lock.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
-        let rec = PhotoLikes { count, updated_ms: now_ms() };
-        self.t()?.counts.insert(key2(slug.as_str(), photo.as_str()), encode(&rec))?;
-        Ok(())
-    }
-
-    /// Sets or clears `liker`'s like of `photo`; returns the outcome and the stored count
-    /// record as it was before (to undo with).
-    ///
-    /// The liker marks and the count change in one sled transaction: a crash can never leave
-    /// a liker without its count or a count without its liker.
-    fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<LikeOutcome, StoreError> {
-        use sled::Transactional;
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
-        let _g = self.likes_guard();
-        let k = key3(slug.as_str(), photo.as_str(), liker.as_str());
-        let by = key3(slug.as_str(), liker.as_str(), photo.as_str());
-        let ck = key2(slug.as_str(), photo.as_str());
-        let now = now_ms();
-        let result = (&self.t()?.likers, &self.t()?.liked_by, &self.t()?.counts).transaction(|(likers, liked_by, counts)| {
-            let before = match counts.get(&ck)?.as_ref().map(|v| decode::<PhotoLikes>(v)).transpose() {
-                Ok(p) => p.map(|p| p.count).unwrap_or(0),
-                Err(e) => return Err(ConflictableTransactionError::Abort(e)),
-            };
-            let present = likers.get(&k)?.is_some();
-            if present == like {
-                return Ok(LikeOutcome { changed: false, count: before });
-            }
-            let count = if like {
-                likers.insert(k.as_slice(), &[] as &[u8])?;
-                liked_by.insert(by.as_slice(), &[] as &[u8])?;
-                before.saturating_add(1)
-            } else {
-                likers.remove(k.as_slice())?;
-                liked_by.remove(by.as_slice())?;
-                before.saturating_sub(1)
-            };
-            counts.insert(ck.as_slice(), encode(&PhotoLikes { count, updated_ms: now }))?;
-            Ok(LikeOutcome { changed: true, count })
-        });
-        result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })
-    }
-
-    /// Takes back a like or unlike that could not be made durable.
-    ///
-    /// It applies the inverse change to what is stored now rather than restoring the old count,
-    /// so other likers' changes to the same photo in the meantime are kept.
-    /// A count that drops to zero this way is removed, as it most likely did not exist before.
-    fn undo_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, liked: bool) -> Result<(), StoreError> {
-        let out = self.apply_like(slug, photo, liker, !liked)?;
-        if out.changed && out.count == 0 {
-            let _g = self.likes_guard();
-            let ck = key2(slug.as_str(), photo.as_str());
-            if self.t()?.counts.get(&ck)?.map(|v| decode::<PhotoLikes>(&v)).transpose()?.is_some_and(|p| p.count == 0) {
-                self.t()?.counts.remove(ck)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies a like (`like`) or unlike now and takes a place in the next flush; the change is
-    /// not durable, and must not be reported, until [`Store::finish_toggle`] says so. A socket can
-    /// apply its next event while this one's flush runs.
-    pub fn stage_toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<StagedToggle, StoreError> {
-        let permit = self.admit()?;
-        let started = Instant::now();
-        let outcome = match self.apply_like(slug, photo, liker, like) {
-            Ok(v) => v,
-            Err(e) => {
-                self.breaker.record(permit, false, started.elapsed());
-                return Err(e);
-            }
-        };
-        let ticket = (outcome.changed || permit.is_trial()).then(|| self.commit.ticket());
-        Ok(StagedToggle { permit, started, ticket, outcome, like, slug: slug.clone(), photo: photo.clone(), liker: liker.clone() })
-    }
-
-    /// Waits until a staged like is durable. A change that cannot be made durable is undone, so
-    /// a refused like is not counted later either.
-    pub async fn finish_toggle(&self, staged: StagedToggle) -> Result<LikeOutcome, StoreError> {
-        let StagedToggle { permit, started, ticket, outcome, like, slug, photo, liker } = staged;
-        let Some(ticket) = ticket else {
-            // Nothing changed and nothing to prove: the permit is not a trial, so dropping it
-            // tells the breaker nothing.
-            return Ok(outcome);
-        };
-        let r = self.commit(permit, started, ticket).await;
-        if r.is_err()
-            && outcome.changed
-            && let Err(u) = self.undo_like(&slug, &photo, &liker, like)
-        {
-            tracing::error!(error = %u, "cannot undo a like that failed to persist");
-        }
-        r.map(|()| outcome)
-    }
-
-    /// Like or unlike through the breaker, durable on return.
-    async fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool) -> Result<LikeOutcome, StoreError> {
-        let staged = self.stage_toggle(slug, photo, liker, like)?;
-        self.finish_toggle(staged).await
-    }
-
-    /// Records `liker`'s like of `photo`; durable when it returns `changed`.
-    pub async fn like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
-        self.toggle(slug, photo, liker, true).await
-    }
-
-    /// Removes `liker`'s like of `photo` if present; durable when it returns `changed`.
-    pub async fn unlike(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey) -> Result<LikeOutcome, StoreError> {
-        self.toggle(slug, photo, liker, false).await
-    }
-
-    /// Stores `count` as the truth (the web app's database is the source); durable on return.
-    pub async fn set_like_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
-        self.write(|| {
-            let _g = self.likes_guard();
-            self.write_count(slug, photo, count)
-        })
-        .await
-    }
-
-    /// Like counts of a room, most recently changed first, at most `limit`.
-    ///
-    /// Memory stays at `limit` entries however many photos the event has: a min-heap keyed by
-    /// change time keeps the most recent ones while the scan goes by.
-    pub fn room_likes(&self, slug: &Slug, limit: usize) -> Result<Vec<(PhotoId, u64)>, StoreError> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // Newer first; among equal times the smaller photo id first (so Reverse ordering pops the
-        // oldest, larger id first).
-        let mut heap: BinaryHeap<Reverse<(i64, Reverse<PhotoId>, u64)>> = BinaryHeap::with_capacity(limit + 1);
-        for item in self.t()?.counts.scan_prefix(prefix(slug.as_str())) {
-            let (k, v) = item?;
-            let rec: PhotoLikes = decode(&v)?;
-            if let Some(photo) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
-                heap.push(Reverse((rec.updated_ms, Reverse(photo), rec.count)));
-                if heap.len() > limit {
-                    heap.pop();
-                }
-            }
-        }
-        let mut out: Vec<(i64, PhotoId, u64)> = heap.into_iter().map(|Reverse((t, Reverse(p), c))| (t, p, c)).collect();
-        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        Ok(out.into_iter().map(|(_, p, c)| (p, c)).collect())
-    }
-
-    /// Sum of the like counts of a room and its `top` most liked photos.
-    pub fn room_like_summary(&self, slug: &Slug, top: usize) -> Result<(u64, Vec<(PhotoId, u64)>), StoreError> {
-        let mut sum = 0u64;
-        let mut best: Vec<(PhotoId, u64)> = Vec::new();
-        for item in self.t()?.counts.scan_prefix(prefix(slug.as_str())) {
-            let (k, v) = item?;
-            let count = decode::<PhotoLikes>(&v)?.count;
-            sum = sum.saturating_add(count);
-            if count == 0 || top == 0 {
-                continue;
-            }
-            if best.len() < top || best.last().is_some_and(|(_, c)| count > *c) {
-                if let Some(p) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) {
-                    best.push((p, count));
-                    best.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                    best.truncate(top);
-                }
-            }
-        }
-        Ok((sum, best))
-    }
-
-    /// Photos of a room that `liker` likes, at most `limit`.
-    pub fn liked_by(&self, slug: &Slug, liker: &LikerKey, limit: usize) -> Result<Vec<PhotoId>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.t()?.liked_by.scan_prefix(key2(slug.as_str(), liker.as_str()).into_iter().chain([0]).collect::<Vec<u8>>()) {
-            let (k, _) = item?;
-            if let Some(p) = key_part(&k, 2).and_then(|p| PhotoId::parse(&p)) {
-                out.push(p);
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     // ---- rooms -------------------------------------------------------------------------------
@@ -727,11 +530,17 @@ impl Store {
                 continue;
             }
             let p = prefix(slug.as_str());
-            for tree in [&self.t()?.room_guests, &self.t()?.counts, &self.t()?.likers, &self.t()?.liked_by] {
+            let t = self.t()?;
+            // Under the likes lock, so a like arriving meanwhile cannot leave a room total or
+            // index behind for counts that are gone.
+            let likes = self.likes_guard();
+            for tree in [&t.room_guests, &t.counts, &t.likers, &t.liked_by, &t.liker_tallies, &t.likes_by_count, &t.likes_by_time] {
                 for item in tree.scan_prefix(&p) {
                     tree.remove(item?.0)?;
                 }
             }
+            t.like_rooms.remove(slug.as_str().as_bytes())?;
+            drop(likes);
             for item in self.t()?.sessions_by_event.scan_prefix(&p) {
                 let (k, _) = item?;
                 if let Some(id) = key_part(&k, 1) {
@@ -739,7 +548,7 @@ impl Store {
                 }
                 self.t()?.sessions_by_event.remove(k)?;
             }
-            self.t()?.rooms.remove(slug.as_str().as_bytes())?;
+            t.rooms.remove(slug.as_str().as_bytes())?;
             deleted.push(slug);
         }
         Ok(deleted)
@@ -759,57 +568,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::PhotoId;
 
     fn slug(s: &str) -> Slug {
         Slug::parse(s).unwrap()
     }
     fn photo(s: &str) -> PhotoId {
         PhotoId::parse(s).unwrap()
-    }
-
-    #[tokio::test]
-    async fn likes_are_idempotent_per_identity() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Store::open(dir.path()).unwrap();
-        let (s, p) = (slug("w"), photo("p1"));
-        let a = LikerKey::from_stored("a".into());
-        let b = LikerKey::from_stored("b".into());
-        assert_eq!(st.like(&s, &p, &a).await.unwrap(), LikeOutcome { changed: true, count: 1 });
-        assert_eq!(st.like(&s, &p, &a).await.unwrap(), LikeOutcome { changed: false, count: 1 });
-        assert_eq!(st.like(&s, &p, &b).await.unwrap(), LikeOutcome { changed: true, count: 2 });
-        assert_eq!(st.unlike(&s, &p, &a).await.unwrap(), LikeOutcome { changed: true, count: 1 });
-        assert_eq!(st.unlike(&s, &p, &a).await.unwrap(), LikeOutcome { changed: false, count: 1 });
-        assert_eq!(st.liked_by(&s, &b, 10).unwrap(), vec![p.clone()]);
-        assert!(st.liked_by(&s, &a, 10).unwrap().is_empty());
-        st.set_like_count(&s, &p, 40).await.unwrap();
-        assert_eq!(st.room_likes(&s, 10).unwrap(), vec![(p.clone(), 40)]);
-        assert_eq!(st.room_like_summary(&s, 0).unwrap().0, 40);
-    }
-
-    #[tokio::test]
-    async fn keys_do_not_bleed_between_rooms_with_shared_prefixes() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Store::open(dir.path()).unwrap();
-        let a = LikerKey::from_stored("g".into());
-        st.like(&slug("ab"), &photo("1"), &a).await.unwrap();
-        st.like(&slug("a"), &photo("b"), &a).await.unwrap();
-        assert_eq!(st.room_likes(&slug("a"), 10).unwrap().len(), 1);
-        assert_eq!(st.liked_by(&slug("a"), &a, 10).unwrap(), vec![photo("b")]);
-    }
-
-    #[tokio::test]
-    async fn snapshot_order_is_most_recent_first_and_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Store::open(dir.path()).unwrap();
-        let s = slug("w");
-        for i in 0..5 {
-            st.set_like_count(&s, &photo(&format!("p{i}")), i).await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-        }
-        let got = st.room_likes(&s, 2).unwrap();
-        assert_eq!(got, vec![(photo("p4"), 4), (photo("p3"), 3)]);
-        assert_eq!(st.room_likes(&s, 10).unwrap().len(), 5);
-        assert!(st.room_likes(&s, 0).unwrap().is_empty());
     }
 
     #[tokio::test]
