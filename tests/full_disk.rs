@@ -1,8 +1,8 @@
 //! A real full disk: the data directory on a 16 MiB tmpfs that fills up during likes and is
 //! emptied again. The breaker opens, nothing acknowledged is lost, and the same process recovers
 //! by itself (sled keeps the I/O error sticky, so the store reopens its database), still holding
-//! the data directory against a second process. Mounting needs root; without it the test says so
-//! and skips.
+//! the data directory against a second process; when the reopen itself fails, the server tells
+//! its clients and exits non-zero. Mounting needs root; without it the tests say so and skip.
 
 mod common;
 
@@ -170,4 +170,53 @@ async fn full_disk_recovers_in_the_same_process_without_losing_acknowledged_like
         assert_eq!(snap["likes"][photo], 1, "count of {photo}");
     }
     again.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reopen_disconnects_clients_and_exits_non_zero() {
+    if !is_root() {
+        eprintln!("SKIPPED full_disk: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let Some(fs) = Tmpfs::mount("16m") else {
+        eprintln!("SKIPPED full_disk: `mount -t tmpfs` failed although running as root");
+        return;
+    };
+    let data: PathBuf = fs.path().join("data");
+    let filler = fs.path().join("filler");
+    let config = "[limits.events]\nlike = { rate = 200, per = \"1s\", burst = 200 }\n";
+    let mut server = Server::start_at(data.clone(), Some(config), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let http = Http::new(&server);
+    let mut guest = Sock::guest(&server.url, "lost-guest", SLUG).await;
+    guest.join(SLUG).await;
+    assert_eq!(like(&guest, "first").await.expect("ack")["ok"], true);
+
+    fill(&filler);
+    let started = Instant::now();
+    let mut n = 0;
+    while health(&http).await != 503 {
+        assert!(started.elapsed() < Duration::from_secs(60), "breaker never opened");
+        let _ = like(&guest, &format!("q{n}")).await;
+        n += 1;
+    }
+    // The database file is taken away and a directory put in its place: the space comes back,
+    // the probe write succeeds, and the reopen cannot succeed.
+    let db_file = data.join("db").join("db");
+    std::fs::rename(&db_file, data.join("db").join("db.moved")).expect("move the database file");
+    std::fs::create_dir(&db_file).expect("directory in its place");
+    std::fs::remove_file(&filler).expect("remove filler");
+
+    // Keep writing so the breaker's trial comes; the process must then leave by itself.
+    let waiting = Instant::now();
+    let code = loop {
+        assert!(waiting.elapsed() < Duration::from_secs(50), "the server did not exit after its reopen failed");
+        if let Some(code) = server.wait_exit(Duration::from_millis(500)) {
+            break code;
+        }
+        let _ = guest.client.emit("photo:like", json!({"eventSlug": SLUG, "photo_id": format!("r{n}")})).await;
+        n += 1;
+    };
+    assert_ne!(code, 0, "exit code after losing storage");
+    let seen = guest.drain(2000).await;
+    assert!(seen.iter().any(|(name, _)| name == "close"), "the client was not disconnected: {seen:?}");
 }

@@ -115,6 +115,22 @@ impl Server {
         child.wait().ok().and_then(|s| s.code())
     }
 
+    /// Waits up to `timeout` for the server to exit by itself; its exit code, or `None` if it is
+    /// still running (or was killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// SIGKILL: no chance to flush.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
