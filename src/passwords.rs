@@ -92,6 +92,8 @@ mod tests {
     fn hash_and_verify() {
         let phc = hash("correct horse").unwrap();
         assert!(phc.starts_with("$argon2id$"));
+        // The parameters of the contract: 19 MiB, two passes, one lane.
+        assert!(phc.contains("$m=19456,t=2,p=1$"), "{phc}");
         assert!(verify("correct horse", &phc));
         assert!(!verify("wrong horse", &phc));
         assert!(hash("short").is_err());
