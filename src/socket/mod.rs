@@ -295,7 +295,8 @@ fn send_error(s: &SocketRef, conn: &Conn, event: &str, err: &WireError) {
 enum Checked {
     Refused { error: WireError, disconnect: bool },
     Invalid(WireError),
-    Valid(ClientEvent, Option<ops::Staged>),
+    /// Boxed: a staged like is much larger than the other outcomes.
+    Valid(ClientEvent, Option<Box<ops::Staged>>),
 }
 
 /// The photo a like or unlike acts on.
@@ -325,7 +326,7 @@ fn check(app: &App, conn: &Conn, name: &str, data: Option<&Value>) -> Checked {
     liking.push(photo);
     drop(liking);
     let staged = if busy { None } else { ops::stage(app, &conn.identity, &ev) };
-    Checked::Valid(ev, staged)
+    Checked::Valid(ev, staged.map(Box::new))
 }
 
 /// Every client event arrives here and goes through its two turns (see [`Turn`]). `Turn` comes
@@ -350,7 +351,7 @@ async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value
         }
         Checked::Invalid(e) => Err(e),
         Checked::Valid(ev, staged) => {
-            let r = run(&app, &s, &conn, &ev, staged).await;
+            let r = run(&app, &s, &conn, &ev, staged.map(|b| *b)).await;
             if let Some(photo) = liked_photo(&ev) {
                 let mut liking = conn.liking();
                 if let Some(i) = liking.iter().position(|p| *p == photo) {

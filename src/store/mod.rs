@@ -51,9 +51,12 @@ pub enum StoreError {
     LikeLimit(LikeLimit),
 }
 
+/// Wraps the group commit's flush target (tests inject faults with it).
+pub type FlushWrapper = Box<dyn FnOnce(Arc<dyn Flush>) -> Arc<dyn Flush> + Send>;
+
 /// How to open a store. The defaults are production's; tests wrap the flush to inject faults.
 pub struct StoreOptions {
-    pub flush_wrapper: Option<Box<dyn FnOnce(Arc<dyn Flush>) -> Arc<dyn Flush> + Send>>,
+    pub flush_wrapper: Option<FlushWrapper>,
     pub breaker_open_for: Duration,
     /// Group commit (the default); `false` flushes once per write, for comparison.
     pub group_commit: bool,
