@@ -39,6 +39,8 @@ pub enum DecodeError {
     Attachments,
     #[error("namespace is not terminated by a comma")]
     NamespaceComma,
+    #[error("namespace contains a control character")]
+    NamespaceControl,
     #[error("acknowledgement id is larger than 2^53 - 1")]
     AckIdRange,
     #[error("{0:?} packet must carry an acknowledgement id")]

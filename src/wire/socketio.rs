@@ -116,6 +116,11 @@ pub fn decode(text: &str) -> Result<SioPacket, DecodeError> {
     let mut namespace = String::from("/");
     if rest.starts_with('/') {
         let (nsp, after) = rest.split_once(',').ok_or(DecodeError::NamespaceComma)?;
+        // A namespace may be echoed back (CONNECT_ERROR); a control character such as the
+        // polling separator would let it split the client's payload.
+        if nsp.chars().any(char::is_control) {
+            return Err(DecodeError::NamespaceControl);
+        }
         namespace = nsp.to_owned();
         rest = after;
     }
@@ -367,6 +372,8 @@ mod tests {
                 "attachment count overflow",
             ),
             ("4", "connect error without data"),
+            ("0/a\u{1e}42[\"x\"],", "control character in the namespace"),
+            ("0/a\n,", "control character in the namespace"),
         ];
         for (wire, why) in cases {
             assert!(decode(wire).is_err(), "{why}: {wire}");
@@ -381,6 +388,10 @@ mod tests {
             Err(DecodeError::AckIdRange)
         ));
         assert!(decode("29007199254740991[\"a\"]").is_ok());
+        assert!(matches!(
+            decode("0/a\n,"),
+            Err(DecodeError::NamespaceControl)
+        ));
     }
 
     #[test]
