@@ -27,3 +27,4 @@ pub mod socket;
 pub mod state;
 pub mod store;
 pub mod types;
+pub mod wire;
