@@ -191,14 +191,8 @@ fn upgrade_tungstenite(
         )
         .await;
         while let Some(Ok(msg)) = ws.next().await {
-            match msg {
-                Message::Text(_) => {
-                    if ws.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
+            if msg.is_close() || (msg.is_text() && ws.send(msg).await.is_err()) {
+                break;
             }
         }
     });
