@@ -82,20 +82,26 @@ async fn like(sock: &Sock, photo: &str) -> Option<Value> {
     tokio::time::timeout(Duration::from_secs(6), rx).await.ok().and_then(Result::ok)
 }
 
+/// A 16 MiB tmpfs, or `None` (and a line saying why the test skips) without root.
+fn small_disk() -> Option<Tmpfs> {
+    if !is_root() {
+        eprintln!("SKIPPED full_disk: mounting a tmpfs needs root (CI runs as root)");
+        return None;
+    }
+    let fs = Tmpfs::mount("16m");
+    if fs.is_none() {
+        eprintln!("SKIPPED full_disk: `mount -t tmpfs` failed although running as root");
+    }
+    fs
+}
+
 async fn health(http: &Http) -> u16 {
     http.call("GET", "/health", None, None).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_recovers_in_the_same_process_without_losing_acknowledged_likes() {
-    if !is_root() {
-        eprintln!("SKIPPED full_disk: mounting a tmpfs needs root (CI runs as root)");
-        return;
-    }
-    let Some(fs) = Tmpfs::mount("16m") else {
-        eprintln!("SKIPPED full_disk: `mount -t tmpfs` failed although running as root");
-        return;
-    };
+    let Some(fs) = small_disk() else { return };
     let data: PathBuf = fs.path().join("data");
     let filler = fs.path().join("filler");
     // Likes at test speed; everything else at its default.
@@ -174,14 +180,7 @@ async fn full_disk_recovers_in_the_same_process_without_losing_acknowledged_like
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_reopen_disconnects_clients_and_exits_non_zero() {
-    if !is_root() {
-        eprintln!("SKIPPED full_disk: mounting a tmpfs needs root (CI runs as root)");
-        return;
-    }
-    let Some(fs) = Tmpfs::mount("16m") else {
-        eprintln!("SKIPPED full_disk: `mount -t tmpfs` failed although running as root");
-        return;
-    };
+    let Some(fs) = small_disk() else { return };
     let data: PathBuf = fs.path().join("data");
     let filler = fs.path().join("filler");
     let config = "[limits.events]\nlike = { rate = 200, per = \"1s\", burst = 200 }\n";

@@ -31,23 +31,7 @@ impl Server {
 
     /// Starts with a TOML config (written to the data dir's parent) and extra environment.
     pub fn start_with(config_toml: Option<&str>, env: &[(&str, &str)]) -> Server {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let data_dir = tmp.path().join("data");
-        let config = config_toml.map(|text| {
-            let p = tmp.path().join("config.toml");
-            std::fs::write(&p, text).expect("write config");
-            p
-        });
-        let mut s = Server {
-            child: None,
-            url: String::new(),
-            data_dir,
-            _tmp: Some(tmp),
-            config,
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        };
-        s.spawn();
-        s
+        Server::start_in(None, config_toml, env)
     }
 
     fn spawn(&mut self) {
@@ -83,7 +67,14 @@ impl Server {
 
     /// Starts with the data directory at `data_dir` (e.g. on a filesystem the test mounted).
     pub fn start_at(data_dir: PathBuf, config_toml: Option<&str>, env: &[(&str, &str)]) -> Server {
+        Server::start_in(Some(data_dir), config_toml, env)
+    }
+
+    /// The data directory is `data_dir`, or `data` in a new temporary directory that also holds
+    /// the config file.
+    fn start_in(data_dir: Option<PathBuf>, config_toml: Option<&str>, env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = data_dir.unwrap_or_else(|| tmp.path().join("data"));
         let config = config_toml.map(|text| {
             let p = tmp.path().join("config.toml");
             std::fs::write(&p, text).expect("write config");
