@@ -274,12 +274,8 @@ fn like_cap_reached(app: &App, slug: &Slug) {
     }
     let max = app.config.max_photos_per_event;
     tracing::warn!(room = %slug, max, "event reached its cap on liked photos; likes of further photos are refused");
-    let data = serde_json::json!({
-        "message": format!("Event {slug} reached its limit of {max} liked photos; likes of other photos are refused"),
-        "eventSlug": slug.as_str(),
-    });
-    let payload = NotificationPayload { kind: "security", data: &data, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
+    let message = format!("Event {slug} reached its limit of {max} liked photos; likes of other photos are refused");
+    security_notice(app, &message, slug);
 }
 
 /// Sends a system notification to the admin room (breaker changes, and the like).

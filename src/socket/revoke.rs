@@ -121,21 +121,24 @@ struct Reads<'a> {
 impl Reads<'_> {
     fn event(&mut self, slug: &Slug) -> Option<Option<&EventRecord>> {
         let app = self.app;
-        let failed = &mut self.failed;
-        let read = self.events.entry(slug.clone()).or_insert_with(|| {
-            app.store.event(slug).map_err(|e| note_failure(failed, &e)).ok()
-        });
-        read.as_ref().map(Option::as_ref)
+        once(&mut self.events, &mut self.failed, slug, || app.store.event(slug))
     }
 
     fn session(&mut self, id: &GuestSessionId) -> Option<Option<&GuestSession>> {
         let app = self.app;
-        let failed = &mut self.failed;
-        let read = self.sessions.entry(id.clone()).or_insert_with(|| {
-            app.store.session(id).map_err(|e| note_failure(failed, &e)).ok()
-        });
-        read.as_ref().map(Option::as_ref)
+        once(&mut self.sessions, &mut self.failed, id, || app.store.session(id))
     }
+}
+
+/// Reads `key` the first time a pass asks for it; later asks get the same answer.
+fn once<'m, K: Eq + std::hash::Hash + Clone, V>(
+    reads: &'m mut HashMap<K, Option<Option<V>>>,
+    failed: &mut bool,
+    key: &K,
+    read: impl FnOnce() -> Result<Option<V>, StoreError>,
+) -> Option<Option<&'m V>> {
+    let got = reads.entry(key.clone()).or_insert_with(|| read().map_err(|e| note_failure(failed, &e)).ok());
+    got.as_ref().map(Option::as_ref)
 }
 
 fn note_failure(failed: &mut bool, e: &StoreError) {
