@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::clock::{iso_ms, iso_now};
-use crate::socket::ops::{ADMIN_ROOM, broadcast};
+use crate::socket::ops::{ADMIN_ROOM, broadcast_keyed};
 use crate::state::App;
 use crate::types::Slug;
 
@@ -84,7 +84,7 @@ pub fn summary(app: &App, slug: &Slug) -> Result<RoomSummary, crate::store::Stor
 }
 
 fn admins_listening(app: &App) -> bool {
-    app.io().is_some_and(|io| !io.to(ADMIN_ROOM).sockets().is_empty())
+    app.engine().is_some_and(|e| e.room_len(ADMIN_ROOM) > 0)
 }
 
 /// Runs until shutdown.
@@ -102,7 +102,9 @@ pub async fn run(app: App) {
         for slug in dirty {
             match summary(&app, &slug) {
                 Ok(s) => {
-                    broadcast(&app, ADMIN_ROOM, "admin:room", &s);
+                    // A room's summary is state: a newer one replaces the one still waiting.
+                    let key = crate::engine::StateKey::from(format!("r:{}", slug.as_str()));
+                    broadcast_keyed(&app, ADMIN_ROOM, None, "admin:room", &s, Some(&key));
                 }
                 Err(e) => tracing::warn!(room = %slug, error = %e, "cannot summarise room"),
             }

@@ -95,7 +95,10 @@ pub struct Limits {
     pub ping_timeout: Duration,
     pub connect_timeout: Duration,
     pub no_room_timeout: Duration,
-    pub outgoing_queue: usize,
+    /// Unsent bytes one socket may have before it is shed as a slow consumer.
+    pub outgoing_queue_bytes: usize,
+    /// Unsent bytes of all sockets together; past it the largest queues are shed.
+    pub outgoing_total_bytes: usize,
     /// A request head must be complete within this of connect or of the previous response.
     pub header_read_timeout: Duration,
     /// IPv6 clients are grouped by this prefix length for every per-IP limit.
@@ -171,7 +174,8 @@ impl Default for Config {
                 ping_timeout: Duration::from_secs(20),
                 connect_timeout: Duration::from_secs(10),
                 no_room_timeout: Duration::from_secs(60),
-                outgoing_queue: 128,
+                outgoing_queue_bytes: 1 << 20,
+                outgoing_total_bytes: 256 << 20,
                 header_read_timeout: Duration::from_secs(10),
                 ipv6_prefix: 64,
                 gallery_access_per_ip: Bucket::new(300, 3_600_000, 100),
@@ -323,7 +327,10 @@ struct FileLimits {
     connect_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     no_room_timeout: Option<Duration>,
-    outgoing_queue: Option<usize>,
+    /// The count of packets that earlier releases took; refused with a pointer to its successor.
+    outgoing_queue: Option<serde::de::IgnoredAny>,
+    outgoing_queue_bytes: Option<usize>,
+    outgoing_total_bytes: Option<usize>,
     #[serde(default, deserialize_with = "de_duration")]
     header_read_timeout: Option<Duration>,
     ipv6_prefix: Option<u8>,
@@ -480,7 +487,14 @@ impl Config {
         set(&mut l.ping_timeout, fl.ping_timeout);
         set(&mut l.connect_timeout, fl.connect_timeout);
         set(&mut l.no_room_timeout, fl.no_room_timeout);
-        set(&mut l.outgoing_queue, fl.outgoing_queue);
+        if fl.outgoing_queue.is_some() {
+            return Err(invalid(
+                "limits.outgoing_queue",
+                "was replaced by limits.outgoing_queue_bytes (unsent bytes per socket, default 1048576)",
+            ));
+        }
+        set(&mut l.outgoing_queue_bytes, fl.outgoing_queue_bytes);
+        set(&mut l.outgoing_total_bytes, fl.outgoing_total_bytes);
         set(&mut l.header_read_timeout, fl.header_read_timeout);
         set(&mut l.ipv6_prefix, fl.ipv6_prefix);
         set_bucket(&mut l.gallery_access_per_ip, fl.gallery_access_per_ip, "limits.gallery_access_per_ip")?;
@@ -557,8 +571,11 @@ impl Config {
         if l.max_connections == 0 || l.max_connections_per_ip == 0 || l.max_sockets_per_session == 0 {
             return Err(invalid("limits", "connection caps must be above zero"));
         }
-        if l.outgoing_queue == 0 || l.max_payload_bytes < 1024 || l.max_http_body_bytes < 1024 {
-            return Err(invalid("limits", "outgoing_queue must be above zero and byte limits at least 1024"));
+        if l.max_payload_bytes < 1024 || l.max_http_body_bytes < 1024 || (l.outgoing_queue_bytes as u64) < l.max_payload_bytes.min(65536) {
+            return Err(invalid("limits", "byte limits must be at least 1024, and outgoing_queue_bytes at least 64 KiB (or maxPayload)"));
+        }
+        if l.outgoing_total_bytes < l.outgoing_queue_bytes {
+            return Err(invalid("limits.outgoing_total_bytes", "must be at least limits.outgoing_queue_bytes"));
         }
         for (name, d) in [
             ("limits.ping_interval", l.ping_interval),

@@ -15,13 +15,11 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
-use socketioxide::socket::Sid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -32,10 +30,6 @@ pub struct Gate {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpKey, usize>>,
-    /// Per Engine.IO session, the connection of its latest GET with a `sid` (a long-poll or the
-    /// websocket it upgraded to): the one its messages go down. At most one entry per open
-    /// connection, so no client can grow it.
-    downstream: Mutex<HashMap<Sid, Weak<Wire>>>,
 }
 
 /// Why a connection was not let in.
@@ -52,21 +46,11 @@ impl Gate {
             max_per_ip,
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
-            downstream: Mutex::new(HashMap::new()),
         })
     }
 
     fn ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpKey, usize>> {
         self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Weak<Wire>>> {
-        self.downstream.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The connection that Engine.IO session `sid` receives on now, if it is still open.
-    pub fn downstream_of(&self, sid: Sid) -> Option<Transport> {
-        self.sessions().get(&sid).filter(|w| w.strong_count() > 0).map(|w| Transport(w.clone()))
     }
 
     /// Takes a place in the total; the IP part is added with [`Slot::claim_ip`].
@@ -76,7 +60,7 @@ impl Gate {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Full::Total);
         }
-        Ok(Slot { gate: self.clone(), ip: Mutex::new(None), wire: Arc::default(), session: Mutex::new(None) })
+        Ok(Slot { gate: self.clone(), ip: Mutex::new(None), wire: Arc::default() })
     }
 
     fn take_ip(&self, ip: IpKey) -> bool {
@@ -113,8 +97,6 @@ pub struct Slot {
     gate: Arc<Gate>,
     ip: Mutex<Option<IpKey>>,
     wire: Arc<Wire>,
-    /// The session this connection is the downstream of (see [`Gate::downstream_of`]).
-    session: Mutex<Option<Sid>>,
 }
 
 /// One connection's kill switch.
@@ -162,15 +144,6 @@ impl Transport {
     }
 }
 
-/// The Engine.IO session a request names, when it is a GET to the Socket.IO path: the request
-/// that its server-to-client messages travel on.
-fn downstream_sid<B>(req: &http::Request<B>) -> Option<Sid> {
-    if req.method() != http::Method::GET || !req.uri().path().starts_with("/socket.io/") {
-        return None;
-    }
-    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix("sid=")).and_then(|v| Sid::from_str(v).ok())
-}
-
 impl Slot {
     /// Counts this connection against the client `ip` (once; later calls with any IP are no-ops).
     pub fn claim_ip(&self, ip: IpKey) -> Result<(), Full> {
@@ -185,37 +158,15 @@ impl Slot {
         Ok(())
     }
 
-    /// Puts this connection's [`Transport`] into the request's extensions, and notes it as the
-    /// downstream of the Engine.IO session the request belongs to, if any.
+    /// Puts this connection's [`Transport`] into the request's extensions: the wire layer
+    /// keeps the one its session's frames go down, to close it when the session is shed.
     pub fn tag<B>(&self, req: &mut http::Request<B>) {
-        if let Some(sid) = downstream_sid(req) {
-            let mut mine = self.session.lock().unwrap_or_else(|p| p.into_inner());
-            if *mine != Some(sid) {
-                let mut sessions = self.gate.sessions();
-                if let Some(old) = mine.replace(sid) {
-                    self.forget(&mut sessions, old);
-                }
-                sessions.insert(sid, Arc::downgrade(&self.wire));
-            }
-        }
         req.extensions_mut().insert(Transport(Arc::downgrade(&self.wire)));
-    }
-
-    fn forget(&self, sessions: &mut HashMap<Sid, Weak<Wire>>, sid: Sid) {
-        if sessions.get(&sid).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.wire))) {
-            sessions.remove(&sid);
-            if sessions.capacity() > 4 * sessions.len() + 64 {
-                sessions.shrink_to(2 * sessions.len());
-            }
-        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(sid) = self.session.get_mut().ok().and_then(|s| s.take()) {
-            self.forget(&mut self.gate.sessions(), sid);
-        }
         if let Some(ip) = self.ip.get_mut().ok().and_then(|ip| ip.take()) {
             self.gate.release_ip(ip);
         }
@@ -313,34 +264,6 @@ mod tests {
 
     fn get(uri: &str) -> http::Request<()> {
         http::Request::get(uri).body(()).unwrap()
-    }
-
-    #[test]
-    fn downstream_is_the_latest_get_of_a_session_and_goes_with_its_connection() {
-        let g = Gate::new(10, 10);
-        let sid = Sid::new();
-        let (a, b) = (Arc::new(g.enter().unwrap()), Arc::new(g.enter().unwrap()));
-        let mut req = get("/socket.io/?EIO=4&transport=websocket");
-        a.tag(&mut req);
-        assert!(req.extensions().get::<Transport>().is_some());
-        assert!(g.downstream_of(sid).is_none(), "a handshake names no session");
-        a.tag(&mut get(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}")));
-        let mut post = http::Request::post(format!("/socket.io/?EIO=4&transport=polling&sid={sid}")).body(()).unwrap();
-        b.tag(&mut post);
-        assert!(g.downstream_of(sid).is_some_and(|t| t.0.ptr_eq(&Arc::downgrade(&a.wire))), "a POST carries nothing down");
-        b.tag(&mut get(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}")));
-        assert!(g.downstream_of(sid).is_some_and(|t| t.0.ptr_eq(&Arc::downgrade(&b.wire))));
-        // The older connection going does not take the newer one's entry.
-        drop(a);
-        assert!(g.downstream_of(sid).is_some());
-        // One entry per connection, whatever sids it names.
-        for _ in 0..100 {
-            b.tag(&mut get(&format!("/socket.io/?EIO=4&transport=polling&sid={}", Sid::new())));
-        }
-        b.tag(&mut get("/socket.io/?EIO=4&transport=polling&sid=not-a-sid"));
-        assert_eq!(g.sessions().len(), 1);
-        drop(b);
-        assert!(g.sessions().is_empty());
     }
 
     #[tokio::test]

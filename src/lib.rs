@@ -1,6 +1,6 @@
 //! hafi-realtime: the real-time server of a photo-gallery platform.
 //!
-//! One binary, one port: HTTP routes (warp) and the Socket.IO gallery protocol (socketioxide)
+//! One binary, one port: HTTP routes (warp) and the Socket.IO gallery protocol (the project's own wire layer, `engine`)
 //! share a hyper accept loop; state lives in an embedded sled database.
 #![forbid(unsafe_code)]
 
@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod commit;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod gate;
 pub mod http;

@@ -116,17 +116,9 @@ pub fn received(event: &str) {
 /// Renders the registry, after reading the gauges from `app`.
 pub fn render(app: &App) -> String {
     let m = &*METRICS;
-    let (mut ws, mut polling) = (0i64, 0i64);
-    if let Some(io) = app.io() {
-        for s in io.sockets() {
-            match s.transport_type() {
-                socketioxide::TransportType::Websocket => ws += 1,
-                socketioxide::TransportType::Polling => polling += 1,
-            }
-        }
-    }
-    m.connections.with_label_values(&["websocket"]).set(ws);
-    m.connections.with_label_values(&["polling"]).set(polling);
+    let (ws, polling) = app.engine().map(|e| e.transport_counts()).unwrap_or((0, 0));
+    m.connections.with_label_values(&["websocket"]).set(ws as i64);
+    m.connections.with_label_values(&["polling"]).set(polling as i64);
     let (tcp, ips) = app.connection_counts();
     m.tcp_connections.set(tcp as i64);
     let (rooms, memberships, sessions) = app.presence.table_sizes();

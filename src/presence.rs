@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use socketioxide::extract::SocketRef;
-use socketioxide::socket::Sid;
+use crate::engine::{Session, Sid, StateKey};
 
 use crate::clock::iso_now;
 use crate::state::App;
@@ -437,19 +436,26 @@ impl PresencePayload<'_> {
     }
 }
 
+/// A room's guest count is state: `guest:joined` and `guest:left` replace each other in a
+/// reader's queue (see [`crate::engine::outbox`]).
+fn state_key(slug: &Slug) -> StateKey {
+    StateKey::from(format!("p:{}", slug.as_str()))
+}
+
 /// Adds `s` (already in the room's Socket.IO room) to the room of `slug`, and tells the room:
 /// the joiner at once, before its snapshot; the others at once if the room was quiet, else when
 /// the window ends.
-pub fn announce_join(app: &App, s: &SocketRef, slug: &Slug, guest: Option<&GuestSessionId>) -> Change {
+pub fn announce_join(app: &App, s: &Arc<Session>, slug: &Slug, guest: Option<&GuestSessionId>) -> Change {
     let event = Kind::Joined.event();
-    let (change, opened) = app.presence.announce(slug, Op::Join(s.id, guest), Instant::now(), |now, change| {
+    let key = state_key(slug);
+    let (change, opened) = app.presence.announce(slug, Op::Join(s.sid, guest), Instant::now(), |now, change| {
         let payload = PresencePayload::new(change.guest_count, slug);
         match now {
             Now::Room => {
-                crate::socket::ops::broadcast(app, &slug.room(), event, &payload);
+                crate::socket::ops::broadcast_keyed(app, &slug.room(), None, event, &payload, Some(&key));
             }
             Now::Joiner => {
-                let _ = s.emit(event, &payload);
+                s.emit_state(event, &payload, &key);
             }
             Now::Later => {}
         }
@@ -465,7 +471,8 @@ pub fn announce_join(app: &App, s: &SocketRef, slug: &Slug, guest: Option<&Guest
 pub fn announce_leave(app: &App, sid: Sid, slug: &Slug) -> Change {
     let (change, opened) = app.presence.announce(slug, Op::Leave(sid), Instant::now(), |now, change| {
         if now == Now::Room {
-            crate::socket::ops::broadcast(app, &slug.room(), Kind::Left.event(), &PresencePayload::new(change.guest_count, slug));
+            let payload = PresencePayload::new(change.guest_count, slug);
+            crate::socket::ops::broadcast_keyed(app, &slug.room(), None, Kind::Left.event(), &payload, Some(&state_key(slug)));
         }
     });
     if let Some(lane) = opened {
@@ -477,12 +484,13 @@ pub fn announce_leave(app: &App, sid: Sid, slug: &Slug) -> Change {
 /// The timer of one busy room (see [`Lane`]): runs until a window passes without change.
 pub async fn run_lane(app: App, lane: Arc<Lane>) {
     let room = lane.slug.room();
+    let key = state_key(&lane.slug);
     let Some(mut at) = lane.lock().window.ends() else { return };
     loop {
         tokio::time::sleep_until(at.into()).await;
         let next = app.presence.end_window(&lane, Instant::now(), |p, count| {
             let payload = PresencePayload::new(count, &lane.slug);
-            crate::socket::ops::broadcast_except(&app, &room, p.except, p.kind.event(), &payload);
+            crate::socket::ops::broadcast_keyed(&app, &room, p.except, p.kind.event(), &payload, Some(&key));
         });
         match next {
             Some(t) => at = t,

@@ -3,11 +3,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
-use socketioxide::SocketIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder};
@@ -140,22 +140,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Builds the Socket.IO layer with the configured protocol limits.
-fn socket_io(app: &App) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
+/// Builds the wire layer with the configured protocol limits.
+fn engine(app: &App) -> std::sync::Arc<crate::engine::Engine> {
     let l = &app.config.limits;
-    SocketIo::builder()
-        .with_state(app.clone())
-        .ping_interval(l.ping_interval)
-        .ping_timeout(l.ping_timeout)
-        .connect_timeout(l.connect_timeout)
-        .max_payload(l.max_payload_bytes)
-        // Websocket frames have their own limit (64 MiB by default); hold them to the same one.
-        .ws_max_message_size(l.max_payload_bytes as usize)
-        .ws_max_frame_size(l.max_payload_bytes as usize)
-        // Guests send tiny messages; a small read buffer saves memory on every connection.
-        .ws_read_buffer_size(1024)
-        .max_buffer_size(l.outgoing_queue)
-        .build_layer()
+    let limits = crate::engine::Limits {
+        ping_interval: l.ping_interval,
+        ping_timeout: l.ping_timeout,
+        connect_timeout: l.connect_timeout,
+        max_payload: l.max_payload_bytes as usize,
+        queue_bytes: l.outgoing_queue_bytes,
+        total_bytes: l.outgoing_total_bytes,
+    };
+    crate::engine::Engine::new(limits, std::sync::Arc::new(crate::socket::Gallery(app.clone())))
 }
 
 /// Forgets per-IP buckets that have refilled, so the tables hold only recently active clients.
@@ -171,13 +167,13 @@ async fn sweep_limiters(app: App) {
 /// On shutdown: a server-side disconnect to every socket first (clients see `io server
 /// disconnect` and do not reconnect into a dying process), while connections are still
 /// accepted and served so that polling clients can fetch it; then `drain` closes everything.
-async fn disconnect_all_on_shutdown(app: App, io: SocketIo, drain: crate::shutdown::Shutdown) {
+async fn disconnect_all_on_shutdown(app: App, engine: std::sync::Arc<crate::engine::Engine>, drain: crate::shutdown::Shutdown) {
     app.shutdown.wait().await;
     tracing::info!("disconnecting clients");
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        let _ = io.broadcast().disconnect().await;
+        engine.disconnect_all();
         for _ in 0..20 {
-            if app.socket_count() == 0 {
+            if engine.session_count() == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -191,23 +187,35 @@ async fn disconnect_all_on_shutdown(app: App, io: SocketIo, drain: crate::shutdo
 
 /// Serves until shutdown fires; then disconnects every socket and returns.
 pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
-    let (layer, io) = socket_io(&app);
-    crate::socket::register(&io);
-    app.set_io(io.clone());
+    let engine = engine(&app);
+    app.set_engine(engine.clone());
     tokio::spawn(crate::admin_feed::run(app.clone()));
     tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
     tokio::spawn(sweep_limiters(app.clone()));
     tokio::spawn(crate::janitor::run(app.clone()));
     tokio::spawn(crate::socket::reap_roomless(app.clone()));
-    let svc = ServiceBuilder::new()
-        .layer(RequestGuardLayer::new(app.clone()))
-        .layer(layer)
-        .service(warp::service(crate::http::routes(app.clone())));
+    let routes = warp::service(crate::http::routes(app.clone()));
+    let wire = engine.clone();
+    let inner = tower::service_fn(move |req: hyper::Request<Incoming>| {
+        let (engine, mut routes) = (wire.clone(), routes.clone());
+        async move {
+            let path = req.uri().path();
+            if path == "/socket.io" || path.starts_with("/socket.io/") {
+                let resp = crate::engine::handle(&engine, req).await;
+                return Ok::<_, std::convert::Infallible>(resp.map(|b| b.map_err(|e| match e {}).boxed_unsync()));
+            }
+            match routes.call(req).await {
+                Ok(resp) => Ok(resp.map(|b| b.map_err(crate::request_guard::BoxError::from).boxed_unsync())),
+                Err(e) => match e {},
+            }
+        }
+    });
+    let svc = ServiceBuilder::new().layer(RequestGuardLayer::new(app.clone())).service(inner);
     let gate = Gate::new(effective_max_connections(app.config.limits.max_connections), app.config.limits.max_connections_per_ip);
     app.set_gate(gate.clone());
     // Connections close only after every socket was told to disconnect.
     let drain = crate::shutdown::Shutdown::default();
-    tokio::spawn(disconnect_all_on_shutdown(app.clone(), io.clone(), drain.clone()));
+    tokio::spawn(disconnect_all_on_shutdown(app.clone(), engine.clone(), drain.clone()));
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -280,7 +288,6 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
             }
         });
     }
-    io.close().await;
     Ok(())
 }
 

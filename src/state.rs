@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use socketioxide::SocketIo;
 use tokio::sync::Semaphore;
 
 use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
 use crate::limits::Limiters;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::gate::Gate;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
@@ -34,7 +34,7 @@ pub struct Shared {
     pub started: Instant,
     /// Sockets connected to the namespace now.
     pub sockets: AtomicUsize,
-    io: OnceLock<SocketIo>,
+    engine: OnceLock<Arc<Engine>>,
     gate: OnceLock<Arc<Gate>>,
 }
 
@@ -63,18 +63,19 @@ impl App {
             shutdown,
             started: Instant::now(),
             sockets: AtomicUsize::new(0),
-            io: OnceLock::new(),
+            engine: OnceLock::new(),
             gate: OnceLock::new(),
         }))
     }
 
-    /// Set once, when the Socket.IO layer is built (it needs this handle as its state first).
-    pub fn set_io(&self, io: SocketIo) {
-        let _ = self.0.io.set(io);
+    /// Set once, when the wire layer is built (its handler needs this handle first).
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.0.engine.set(engine);
     }
 
-    pub fn io(&self) -> Option<&SocketIo> {
-        self.0.io.get()
+    /// The wire layer, once the server runs.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.0.engine.get()
     }
 
     /// Set once by the accept loop.

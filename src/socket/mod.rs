@@ -1,5 +1,5 @@
-//! The Socket.IO side: the handshake (who is this?), and the one place that maps wire events to
-//! operations.
+//! The Socket.IO side of the gallery: who a new socket is, and the one place that maps its
+//! events to operations. The wire layer ([`crate::engine`]) calls in through [`Gallery`].
 
 pub mod guard;
 pub mod ops;
@@ -7,160 +7,41 @@ pub mod payload;
 pub mod revoke;
 
 use std::net::IpAddr;
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
-use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
-use socketioxide::handler::{ConnectHandler, FromMessageParts};
-use socketioxide::socket::{DisconnectReason, Socket};
+use serde_json::value::RawValue;
 
 use crate::auth::{Identity, bearer};
 use crate::clock::{iso_now, now_ms};
+use crate::engine::{Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
-use crate::gate::Transport;
 use crate::metrics::{self, Refusal};
 use crate::server::PeerAddr;
 use crate::state::App;
 use crate::types::{GuestSessionId, LikerKey, PhotoId, Slug};
 use payload::ClientEvent;
 
-/// Per-socket context, stored in the socket's extensions by the handshake.
+/// Per-socket state, kept in its session by the handshake.
 ///
-/// It lives exactly as long as the socket, so its `Drop` releases what the socket holds (the
-/// connection count, the guest session's socket slot) even when the socket goes away on a path
-/// where no disconnect handler runs.
+/// It lives exactly as long as the session, so its `Drop` releases what the socket holds (the
+/// socket count, the guest session's socket slot) on every path.
 pub struct Conn {
     pub identity: Identity,
     pub ip: Option<IpAddr>,
     /// Event rooms this socket is in (the admin room is not tracked here). Nearly always one,
     /// so a vector, which costs a tenth of a set's node.
     pub rooms: Mutex<Vec<Slug>>,
-    /// Arrival order of this socket's events (see [`Turn`]).
-    next_ticket: AtomicU64,
-    /// Whose turn it is to be applied, and to finish: flush, broadcast, answer.
-    turns: Turns,
-    /// Photos with a like or unlike of this socket between its two turns. A second one on the
-    /// same photo is not applied early, so a failed flush is undone in the right order.
+    /// Photos with a like or unlike of this socket still in flight. Another one on the same photo
+    /// waits for it, so a failed flush is undone in the right order.
     liking: Mutex<Vec<(Slug, PhotoId)>>,
     /// Rate limits of this socket's events.
     guard: Mutex<guard::SocketGuard>,
-    /// Set once the socket was found not reading (see [`shed_slow_consumer`]).
-    shed: std::sync::atomic::AtomicBool,
     /// Since when this socket has been in no event room (`None` while it is in one).
     roomless_since: Mutex<Option<std::time::Instant>>,
-    /// The connection of a websocket handshake, which is this socket's own for its whole life.
-    /// (A polling handshake's connection is a keep-alive one that other requests share; a
-    /// polling or upgraded socket's current connection is found through the gate instead.)
-    transport: Option<Transport>,
     app: App,
-}
-
-/// An event's place in its socket's queue, taken when the packet arrives.
-///
-/// socketioxide runs every message handler as its own task, so two events from one socket could
-/// run in either order; a client that sends `admin:join` and then `admin:notification`, or
-/// `event:join` and then `photo:like`, expects them handled in that order (as the Node server
-/// did). Extractors run synchronously in arrival order, before the task is spawned, so the
-/// ticket is taken here and the handler waits for its turn.
-///
-/// An event has two turns with the same number. In the first it is checked and, if it is a like,
-/// applied; then the next event may start. In the second, after the events ahead of it have
-/// finished, it waits for its flush, broadcasts and answers. So a socket's effects stay in
-/// order while its likes share flushes instead of queueing one flush and one broadcast each.
-struct Turn(Option<(Arc<Conn>, u64)>);
-
-impl<A: socketioxide::adapter::Adapter> FromMessageParts<A> for Turn {
-    type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, _: &mut socketioxide::handler::Value, _: &Option<i64>) -> Result<Turn, Infallible> {
-        Ok(Turn(s.extensions.get::<Arc<Conn>>().map(|c| {
-            let t = c.next_ticket.fetch_add(1, Ordering::AcqRel);
-            (c, t)
-        })))
-    }
-}
-
-/// Where a socket's events are in their two turns: the next ticket to be checked and applied,
-/// and the next to finish. One small lock and one `Notify` per socket, since a socket has at most
-/// a few events in flight and most have none.
-#[derive(Default)]
-struct Turns {
-    at: Mutex<TurnsAt>,
-    moved: tokio::sync::Notify,
-}
-
-#[derive(Default, Clone, Copy)]
-struct TurnsAt {
-    applied: u64,
-    finished: u64,
-}
-
-impl Turns {
-    fn at(&self) -> TurnsAt {
-        *self.at.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn advance(&self, step: impl FnOnce(&mut TurnsAt)) {
-        step(&mut self.at.lock().unwrap_or_else(|p| p.into_inner()));
-        self.moved.notify_waiters();
-    }
-
-    /// Waits until `ready` holds. The waiter is registered before each check, so an advance
-    /// between the check and the wait is not missed.
-    async fn until(&self, ready: impl Fn(TurnsAt) -> bool) {
-        loop {
-            let moved = self.moved.notified();
-            tokio::pin!(moved);
-            moved.as_mut().enable();
-            if ready(self.at()) {
-                return;
-            }
-            moved.await;
-        }
-    }
-}
-
-/// Holds the first turn; passes it on when dropped, whatever happened to this event.
-struct Applying {
-    conn: Arc<Conn>,
-    ticket: u64,
-}
-
-impl Drop for Applying {
-    fn drop(&mut self) {
-        self.conn.turns.advance(|t| t.applied += 1);
-    }
-}
-
-/// Holds the second turn; passes it on when dropped.
-struct Finishing(Arc<Conn>);
-
-impl Drop for Finishing {
-    fn drop(&mut self) {
-        self.0.turns.advance(|t| t.finished += 1);
-    }
-}
-
-impl Turn {
-    async fn wait(self) -> Option<Applying> {
-        let (conn, ticket) = self.0?;
-        conn.turns.until(|t| t.applied >= ticket).await;
-        Some(Applying { conn, ticket })
-    }
-}
-
-impl Applying {
-    /// Lets the next event start, and waits until every event ahead of this one has finished.
-    /// Every event must come through here exactly once, or its socket's later events stall.
-    async fn finish(self) -> Finishing {
-        let (conn, ticket) = (self.conn.clone(), self.ticket);
-        drop(self);
-        conn.turns.until(|t| t.finished >= ticket).await;
-        Finishing(conn)
-    }
 }
 
 impl Drop for Conn {
@@ -172,27 +53,38 @@ impl Drop for Conn {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Conn {
     fn rooms(&self) -> std::sync::MutexGuard<'_, Vec<Slug>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.rooms)
     }
 
     fn roomless(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
-        self.roomless_since.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.roomless_since)
     }
 
     fn liking(&self) -> std::sync::MutexGuard<'_, Vec<(Slug, PhotoId)>> {
-        self.liking.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.liking)
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
-        self.guard.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.guard)
+    }
+
+    fn done_liking(&self, photo: &(Slug, PhotoId)) {
+        let mut liking = self.liking();
+        if let Some(i) = liking.iter().position(|p| p == photo) {
+            liking.swap_remove(i);
+        }
     }
 }
 
-/// Registers the namespace with its handshake middleware.
-pub fn register(io: &SocketIo) {
-    io.ns("/", on_connect.with(authenticate));
+/// The socket's state, for a session that has connected.
+pub fn conn(s: &Session) -> Option<&Conn> {
+    s.ext::<Conn>()
 }
 
 fn auth_str<'a>(auth: &'a Value, key: &str) -> Option<&'a str> {
@@ -233,70 +125,140 @@ fn identify(app: &App, auth: &Value, header_token: Option<&str>) -> Result<Ident
     Ok(Identity::Guest { session, slug })
 }
 
-/// Connect middleware: refuses with one of the contract's messages, or stores the [`Conn`].
-async fn authenticate(s: SocketRef, TryData(auth): TryData<Value>, State(app): State<App>) -> Result<(), ConnectRefusal> {
-    let auth = auth.unwrap_or(Value::Null);
-    let parts = s.req_parts();
-    let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-    let ip = parts.extensions.get::<PeerAddr>().map(|p| p.client_ip);
-    let own_connection = parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "transport=websocket"));
-    let transport = parts.extensions.get::<Transport>().filter(|_| own_connection).cloned();
-    let identity = match identify(&app, &auth, bearer(header)) {
-        Ok(id) => id,
-        Err(refusal) => {
+/// The gallery's side of every socket.
+pub struct Gallery(pub App);
+
+impl Handler for Gallery {
+    fn connect(&self, s: &Arc<Session>, auth: Option<&RawValue>, head: &Head) -> Result<(), String> {
+        let app = &self.0;
+        let auth = auth.and_then(|a| serde_json::from_str::<Value>(a.get()).ok()).unwrap_or(Value::Null);
+        let ip = head.extensions.get::<PeerAddr>().map(|p| p.client_ip);
+        let identity = identify(app, &auth, bearer(head.authorization.as_deref())).map_err(|refusal| {
             app.limiters.note_refusal(Refusal::Connection, refusal.reason());
-            return Err(refusal);
+            refusal.to_string()
+        })?;
+        if let Identity::Guest { session, .. } = &identity
+            && !app.presence.add_session_socket(session, app.config.limits.max_sockets_per_session)
+        {
+            app.limiters.note_refusal(Refusal::Connection, "session_socket_cap");
+            return Err(ConnectRefusal::TooManyConnections.to_string());
         }
-    };
-    if let Identity::Guest { session, .. } = &identity
-        && !app.presence.add_session_socket(session, app.config.limits.max_sockets_per_session)
-    {
-        app.limiters.note_refusal(Refusal::Connection, "session_socket_cap");
-        return Err(ConnectRefusal::TooManyConnections);
+        app.sockets.fetch_add(1, Ordering::Relaxed);
+        s.set_ext(Conn {
+            identity,
+            ip,
+            rooms: Mutex::new(Vec::new()),
+            liking: Mutex::new(Vec::new()),
+            guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
+            roomless_since: Mutex::new(Some(std::time::Instant::now())),
+            app: app.clone(),
+        });
+        tracing::debug!(sid = %s.sid, "socket connected");
+        Ok(())
     }
-    app.sockets.fetch_add(1, Ordering::Relaxed);
-    s.extensions.insert(Arc::new(Conn {
-        identity,
-        ip,
-        rooms: Mutex::new(Vec::new()),
-        next_ticket: AtomicU64::new(0),
-        turns: Turns::default(),
-        liking: Mutex::new(Vec::new()),
-        guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
-        shed: std::sync::atomic::AtomicBool::new(false),
-        roomless_since: Mutex::new(Some(std::time::Instant::now())),
-        transport,
-        app: app.clone(),
-    }));
-    // Handlers are registered here, before the CONNECT reply goes out: socketioxide spawns the
-    // connect handler only after sending it, and a client that emits at once (socket.io-client
-    // flushes its buffer on connect) would otherwise race an empty handler table.
-    s.on_fallback(dispatch);
-    s.on_disconnect(on_disconnect);
-    Ok(())
+
+    fn event(&self, s: &Arc<Session>, ev: Incoming) -> Step {
+        let app = &self.0;
+        let Some(conn) = conn(s) else { return Step::Now(Box::new(|| {})) };
+        let parsed = if ev.binary { Err(WireError::InvalidPayload) } else { payload::parse(&ev.name, ev.data.as_ref()) };
+        let photo = parsed.as_ref().ok().and_then(liked_photo);
+        if photo.as_ref().is_some_and(|p| conn.liking().contains(p)) {
+            return Step::Blocked(ev);
+        }
+        metrics::received(&ev.name);
+        let l = &app.config.limits;
+        let verdict = conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
+        let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);
+        if let guard::Verdict::Refuse { error, disconnect } = verdict {
+            return Step::Now(Box::new(move || refused(&app, &s, &name, ack, &error, disconnect)));
+        }
+        let ev = match parsed {
+            Ok(ev) => ev,
+            Err(e) => return Step::Now(Box::new(move || reply(&s, &name, ack, Err(e)))),
+        };
+        let Some(photo) = photo else {
+            return Step::Now(Box::new(move || {
+                let r = match conn_of(&s) {
+                    Some(conn) => run(&app, &s, conn, &ev),
+                    None => Ok(Value::Null),
+                };
+                reply(&s, &name, ack, r)
+            }));
+        };
+        // A like or unlike is applied now, in arrival order, and waits for its flush while the
+        // socket's later events are read: one busy socket (the web app's broadcaster) is not
+        // held to one like per flush.
+        conn.liking().push(photo.clone());
+        let staged = ops::stage(&app, &conn.identity, &ev);
+        let who = conn.identity.clone();
+        Step::Later(Box::pin(async move {
+            let durable = ops::make_durable(&app, &who, &ev, staged).await;
+            Box::new(move || {
+                if let Some(conn) = conn_of(&s) {
+                    conn.done_liking(&photo);
+                }
+                let r = durable.map(|d| ops::announce_like(&app, &d).ack);
+                reply(&s, &name, ack, r)
+            }) as Finish
+        }))
+    }
+
+    fn disconnect(&self, s: &Arc<Session>, reason: Reason) {
+        let Some(conn) = conn(s) else { return };
+        tracing::debug!(sid = %s.sid, ?reason, "socket disconnected");
+        if reason == Reason::SlowConsumer {
+            self.0.limiters.note_refusal(Refusal::Connection, "slow_consumer");
+        }
+        let rooms: Vec<Slug> = conn.rooms().clone();
+        for slug in rooms {
+            leave(&self.0, s, conn, &slug);
+        }
+    }
 }
 
-async fn on_connect(s: SocketRef) {
-    tracing::debug!(sid = %s.id, "socket connected");
-}
-
-fn conn(s: &SocketRef) -> Option<Arc<Conn>> {
-    s.extensions.get::<Arc<Conn>>()
+fn conn_of(s: &Arc<Session>) -> Option<&Conn> {
+    conn(s)
 }
 
 /// Sends an `error` reply, at most one per second per event name (the rest are dropped).
-fn send_error(s: &SocketRef, conn: &Conn, event: &str, err: &WireError) {
-    if conn.guard().may_reply(event) {
-        let _ = s.emit("error", &err.payload(event));
+fn send_error(s: &Arc<Session>, event: &str, err: &WireError) {
+    if conn(s).is_some_and(|c| c.guard().may_reply(event)) {
+        s.emit("error", &err.payload(event));
     }
 }
 
-/// What the first turn decided about an event.
-enum Checked {
-    Refused { error: WireError, disconnect: bool },
-    Invalid(WireError),
-    /// Boxed: a staged like is much larger than the other outcomes.
-    Valid(ClientEvent, Option<Box<ops::Staged>>),
+/// Answers an event: the acknowledgement when one was asked for, and an `error` event for a
+/// refusal.
+fn reply(s: &Arc<Session>, name: &str, ack: Option<u64>, result: Result<Value, WireError>) {
+    match result {
+        Ok(v) => {
+            if let Some(id) = ack {
+                s.ack(id, &v);
+            }
+        }
+        Err(e) => {
+            metrics::refused(Refusal::Event, e.reason());
+            if let Some(id) = ack {
+                s.ack(id, &serde_json::json!({ "ok": false, "error": e.to_string() }));
+            }
+            send_error(s, name, &e);
+        }
+    }
+}
+
+/// Answers an event refused by the socket's rate limits; repeated abuse ends the socket.
+fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &WireError, disconnect: bool) {
+    app.limiters.note_refusal(Refusal::Event, "rate_limited");
+    if let Some(id) = ack {
+        s.ack(id, &serde_json::json!({ "ok": false, "error": error.to_string() }));
+    }
+    send_error(s, name, error);
+    if disconnect && s.is_connected() {
+        let kind = conn(s).map(|c| c.identity.kind());
+        tracing::warn!(sid = %s.sid, ?kind, "socket disconnected for repeated abuse");
+        app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
+        s.disconnect();
+    }
 }
 
 /// The photo a like or unlike acts on.
@@ -307,87 +269,24 @@ fn liked_photo(ev: &ClientEvent) -> Option<(Slug, PhotoId)> {
     }
 }
 
-/// The first turn: rate limit, parse, and apply a like unless one on the same photo is still
-/// between its turns.
-fn check(app: &App, conn: &Conn, name: &str, data: Option<&Value>) -> Checked {
-    metrics::received(name);
-    let l = &app.config.limits;
-    let verdict = conn.guard().check(name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
-    if let guard::Verdict::Refuse { error, disconnect } = verdict {
-        return Checked::Refused { error, disconnect };
-    }
-    let ev = match payload::parse(name, data) {
-        Ok(ev) => ev,
-        Err(e) => return Checked::Invalid(e),
-    };
-    let Some(photo) = liked_photo(&ev) else { return Checked::Valid(ev, None) };
-    let mut liking = conn.liking();
-    let busy = liking.contains(&photo);
-    liking.push(photo);
-    drop(liking);
-    let staged = if busy { None } else { ops::stage(app, &conn.identity, &ev) };
-    Checked::Valid(ev, staged.map(Box::new))
-}
-
-/// Every client event arrives here and goes through its two turns (see [`Turn`]). `Turn` comes
-/// last so a ticket is only taken once every other extractor has succeeded (otherwise the
-/// handler would not run and the queue would stall).
-async fn dispatch(s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender, State(app): State<App>, turn: Turn) {
-    let Some(applying) = turn.wait().await else { return };
-    let conn = applying.conn.clone();
-    let checked = check(&app, &conn, &name, data.ok().as_ref());
-    let _finishing = applying.finish().await;
-    let result = match checked {
-        Checked::Refused { error, disconnect } => {
-            app.limiters.note_refusal(Refusal::Event, "rate_limited");
-            let _ = ack.send(&serde_json::json!({ "ok": false, "error": error.to_string() }));
-            send_error(&s, &conn, &name, &error);
-            if disconnect && s.connected() {
-                tracing::warn!(sid = %s.id, ip = ?conn.ip, kind = conn.identity.kind(), "socket disconnected for repeated abuse");
-                app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
-                let _ = s.disconnect();
-            }
-            return;
-        }
-        Checked::Invalid(e) => Err(e),
-        Checked::Valid(ev, staged) => {
-            let r = run(&app, &s, &conn, &ev, staged.map(|b| *b)).await;
-            if let Some(photo) = liked_photo(&ev) {
-                let mut liking = conn.liking();
-                if let Some(i) = liking.iter().position(|p| *p == photo) {
-                    liking.swap_remove(i);
-                }
-            }
-            r
-        }
-    };
-    match result {
-        Ok(reply) => {
-            let _ = ack.send(&reply);
-        }
-        Err(e) => {
-            metrics::refused(Refusal::Event, e.reason());
-            let _ = ack.send(&serde_json::json!({ "ok": false, "error": e.to_string() }));
-            send_error(&s, &conn, &name, &e);
-        }
-    }
-}
-
-async fn run(app: &App, s: &SocketRef, conn: &Conn, ev: &ClientEvent, staged: Option<ops::Staged>) -> Result<Value, WireError> {
+/// Runs an event that is not a like.
+fn run(app: &App, s: &Arc<Session>, conn: &Conn, ev: &ClientEvent) -> Result<Value, WireError> {
     match ev {
-        ClientEvent::Join(slug) => join(app, s, conn, slug).await,
+        ClientEvent::Join(slug) => join(app, s, conn, slug),
         ClientEvent::Leave(slug) => {
-            leave(app, s, conn, slug).await;
+            leave(app, s, conn, slug);
             Ok(serde_json::json!({ "ok": true }))
         }
         ClientEvent::AdminJoin => {
             if !conn.identity.is_admin() {
                 return Err(WireError::AdminRequired);
             }
-            s.join(ops::ADMIN_ROOM);
+            if let Some(engine) = app.engine() {
+                engine.join(s, ops::ADMIN_ROOM);
+            }
             Ok(serde_json::json!({ "ok": true }))
         }
-        other => ops::relay_staged(app, &conn.identity, other, staged).await.map(|r| r.ack),
+        other => ops::relay_now(app, &conn.identity, other).map(|r| r.ack),
     }
 }
 
@@ -410,12 +309,13 @@ fn guest_of(identity: &Identity) -> Option<&GuestSessionId> {
     }
 }
 
-async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Value, WireError> {
+fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Value, WireError> {
     if !ops::can_access(app, &conn.identity, slug)? {
         return Err(WireError::AccessDenied);
     }
+    let Some(engine) = app.engine() else { return Err(WireError::Unavailable) };
     let guest = guest_of(&conn.identity);
-    s.join(slug.room());
+    engine.join(s, &slug.room());
     {
         let mut rooms = conn.rooms();
         if !rooms.contains(slug) {
@@ -428,12 +328,7 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
     app.admin_feed.touch(slug);
 
     let max = app.config.snapshot_max_photos;
-    let likes = app
-        .store
-        .room_likes(slug, max)?
-        .into_iter()
-        .map(|(p, c)| (p.as_str().to_string(), Value::from(c)))
-        .collect();
+    let likes = app.store.room_likes(slug, max)?.into_iter().map(|(p, c)| (p.as_str().to_string(), Value::from(c))).collect();
     let liked_by_me = app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
     let snapshot = Snapshot {
         event_slug: slug.as_str(),
@@ -444,12 +339,12 @@ async fn join(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) -> Result<Valu
         liked_by_me,
         timestamp: iso_now(),
     };
-    let _ = s.emit("event:snapshot", &snapshot);
+    s.emit("event:snapshot", &snapshot);
     Ok(serde_json::json!({ "ok": true, "guestCount": change.guest_count }))
 }
 
 /// Leaves one room and tells the room; a socket that was not in it changes nothing.
-async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
+fn leave(app: &App, s: &Session, conn: &Conn, slug: &Slug) {
     {
         let mut rooms = conn.rooms();
         let Some(i) = rooms.iter().position(|r| r == slug) else { return };
@@ -458,8 +353,10 @@ async fn leave(app: &App, s: &SocketRef, conn: &Conn, slug: &Slug) {
             *conn.roomless() = Some(std::time::Instant::now());
         }
     }
-    s.leave(slug.room());
-    crate::presence::announce_leave(app, s.id, slug);
+    if let Some(engine) = app.engine() {
+        engine.leave(s, &slug.room());
+    }
+    crate::presence::announce_leave(app, s.sid, slug);
     if let Err(e) = app.store.touch_room(slug) {
         tracing::warn!(error = %e, "cannot record room access");
     }
@@ -477,61 +374,14 @@ pub async fn reap_roomless(app: App) {
             _ = tokio::time::sleep(every) => {}
             _ = app.shutdown.wait() => return,
         }
-        let Some(io) = app.io() else { continue };
-        for s in io.sockets() {
+        let Some(engine) = app.engine() else { continue };
+        for s in engine.sockets() {
             let Some(conn) = conn(&s) else { continue };
             let idle = conn.roomless().is_some_and(|t| t.elapsed() >= timeout);
             if idle && !conn.identity.is_admin() {
                 app.limiters.note_refusal(Refusal::Connection, "no_room_timeout");
-                let _ = s.disconnect();
+                s.disconnect();
             }
         }
-    }
-}
-
-/// A socket whose outgoing queue is full has stopped reading. It leaves its rooms at once (so
-/// the room goes on without it and counts it gone), and then its transport is closed at once: a
-/// disconnect packet cannot get into the full queue, and a phone that sees no close shows
-/// "connected" while it receives nothing. A closed connection makes it reconnect and catch up
-/// from the snapshot; presence coalescing keeps the crowd of reconnects from shedding others.
-///
-/// A websocket's connection is closed, and with it the session. A polling session outlives its
-/// connections: the one its last poll came on is closed, and the session is disconnected
-/// server-side as soon as its queue has room for that (or by the heartbeat when it never has).
-pub fn shed_slow_consumer(app: &App, s: SocketRef) {
-    let Some(conn) = conn(&s) else { return };
-    if conn.shed.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    app.limiters.note_refusal(Refusal::Connection, "slow_consumer");
-    tracing::debug!(sid = %s.id, ip = ?conn.ip, "slow consumer shed");
-    let app = app.clone();
-    tokio::spawn(async move {
-        let rooms: Vec<Slug> = conn.rooms().iter().cloned().collect();
-        for slug in rooms {
-            leave(&app, &s, &conn, &slug).await;
-        }
-        s.leave_all();
-        if let Some(current) = app.gate().and_then(|g| g.downstream_of(s.id)) {
-            current.close();
-        }
-        if let Some(own) = &conn.transport {
-            own.close();
-        }
-        for _ in 0..100 {
-            if !s.connected() || s.clone().disconnect().is_ok() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    });
-}
-
-async fn on_disconnect(s: SocketRef, State(app): State<App>, reason: DisconnectReason) {
-    let Some(conn) = conn(&s) else { return };
-    tracing::debug!(sid = %s.id, ?reason, "socket disconnected");
-    let rooms: Vec<Slug> = conn.rooms().iter().cloned().collect();
-    for slug in rooms {
-        leave(&app, &s, &conn, &slug).await;
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use socketioxide::socket::Sid;
+use crate::engine::{Sid, StateKey, frame};
 
 use crate::auth::Identity;
 use crate::clock::iso_now;
@@ -90,35 +90,23 @@ pub struct Relayed {
     pub ack: Value,
 }
 
-/// Emits `data` as `event` to `room`; returns how many sockets were in the room.
+/// Emits `data` as `event` to `room`; returns how many sockets took it.
 ///
-/// The payload is serialized once; each socket then gets it through its own bounded queue, so a
-/// socket whose queue is full is found here and shed instead of silently missing messages or
-/// holding the room back.
+/// The frame is encoded once and every member's queue shares it; a member whose queue is over
+/// its bound is shed by the wire layer instead of holding the room back.
 pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
-    broadcast_except(app, room, None, event, data)
+    broadcast_keyed(app, room, None, event, data, None)
 }
 
-/// [`broadcast`] to everyone in `room` but `except`.
-pub fn broadcast_except<T: Serialize + ?Sized>(app: &App, room: &str, except: Option<Sid>, event: &str, data: &T) -> usize {
-    use socketioxide::{SendError, SocketError};
-    let Some(io) = app.io() else { return 0 };
-    let raw = match serde_json::value::to_raw_value(data) {
-        Ok(raw) => raw,
-        Err(e) => {
-            tracing::error!(event, error = %e, "cannot encode a broadcast");
-            return 0;
-        }
+/// [`broadcast`] to everyone in `room` but `except`; with a `key`, the frame is state and
+/// replaces the older frame of that key still waiting in a member's queue.
+pub fn broadcast_keyed<T: Serialize + ?Sized>(app: &App, room: &str, except: Option<Sid>, event: &str, data: &T, key: Option<&StateKey>) -> usize {
+    let Some(engine) = app.engine() else { return 0 };
+    let Some(frame) = frame::event(event, data) else {
+        tracing::error!(event, "cannot encode a broadcast");
+        return 0;
     };
-    let sockets = io.to(room.to_string()).sockets();
-    let mut delivered = 0;
-    for s in sockets.into_iter().filter(|s| Some(s.id) != except) {
-        match s.emit(event, &raw) {
-            Ok(()) => delivered += 1,
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => crate::socket::shed_slow_consumer(app, s),
-            Err(_) => {}
-        }
-    }
+    let delivered = engine.broadcast(room, except, &frame, key);
     crate::metrics::METRICS.deliveries.inc_by(delivered as u64);
     delivered
 }
@@ -142,10 +130,13 @@ struct AdminLikePayload<'a> {
 }
 
 fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
+    // A photo's count is state: a reader that is behind gets the latest, not every step.
+    let key: StateKey = format!("l:{}/{}", slug.as_str(), photo.as_str()).into();
     let payload = LikePayload { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    let recipients = broadcast(app, &slug.room(), "photo:like", &payload);
+    let recipients = broadcast_keyed(app, &slug.room(), None, "photo:like", &payload, Some(&key));
     let mirror = AdminLikePayload { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, "admin:like", &mirror);
+    let admin_key: StateKey = format!("al:{}/{}", slug.as_str(), photo.as_str()).into();
+    broadcast_keyed(app, ADMIN_ROOM, None, "admin:like", &mirror, Some(&admin_key));
     app.admin_feed.touch(slug);
     recipients
 }
@@ -183,43 +174,65 @@ pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relaye
     relay_staged(app, who, ev, None).await
 }
 
-/// [`relay`], for an event that [`stage`] may already have applied.
+/// [`relay`], for an event that [`stage`] may already have applied. Only an accepted event
+/// counts as activity in its room: refused input changes nothing.
 pub async fn relay_staged(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Relayed, WireError> {
-    let done = relay_authorized(app, who, ev, staged).await?;
-    // Only an accepted event counts as activity: refused input changes nothing.
-    if let Some(slug) = ev.slug() {
-        touch(app, slug);
+    match ev {
+        ClientEvent::Like { .. } | ClientEvent::Unlike { .. } => {
+            let done = make_durable(app, who, ev, staged).await?;
+            Ok(announce_like(app, &done))
+        }
+        other => relay_now(app, who, other),
     }
-    Ok(done)
 }
 
-async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Relayed, WireError> {
-    let ack = |count: Option<u64>| match count {
-        Some(c) => serde_json::json!({"ok": true, "likeCount": c}),
-        None => serde_json::json!({"ok": true}),
-    };
+/// A like, unlike or admin count that is on disk: what its broadcast and answer need.
+pub struct Durable {
+    slug: Slug,
+    photo: PhotoId,
+    count: u64,
+    /// False for a repeated like or unlike, which is answered but not broadcast.
+    changed: bool,
+}
+
+/// The part of a like, unlike or admin count that waits: applied (or [`stage`]d before),
+/// then durable. Its broadcast is [`announce_like`], done in the sender's order.
+pub async fn make_durable(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Durable, WireError> {
     match ev {
         ClientEvent::Like { slug, photo, like_count: Some(count) } if who.is_admin() => {
             require_access(app, who, slug)?;
             app.store.set_like_count(slug, photo, *count).await?;
-            let recipients = emit_like(app, slug, photo, *count);
-            Ok(Relayed { recipients, ack: ack(Some(*count)) })
+            Ok(Durable { slug: slug.clone(), photo: photo.clone(), count: *count, changed: true })
         }
         ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => {
-            // Applied already when the socket's first turn staged it; otherwise now.
+            // Applied already when the socket staged it on arrival; otherwise now.
             let Some(Staged(staged)) = staged.or_else(|| stage(app, who, ev)) else {
                 return Err(WireError::InvalidPayload);
             };
-            let out = match app.store.finish_toggle(staged?).await {
+            match app.store.finish_toggle(staged?).await {
                 Err(StoreError::LikeLimit(LikeLimit::PerEvent)) => {
                     like_cap_reached(app, slug);
-                    return Err(WireError::LikeLimit);
+                    Err(WireError::LikeLimit)
                 }
-                other => other?,
-            };
-            let recipients = if out.changed { emit_like(app, slug, photo, out.count) } else { 0 };
-            Ok(Relayed { recipients, ack: ack(Some(out.count)) })
+                Err(e) => Err(e.into()),
+                Ok(out) => Ok(Durable { slug: slug.clone(), photo: photo.clone(), count: out.count, changed: out.changed }),
+            }
         }
+        _ => Err(WireError::InvalidPayload),
+    }
+}
+
+/// Broadcasts a durable like (if it changed anything) and makes its acknowledgement.
+pub fn announce_like(app: &App, d: &Durable) -> Relayed {
+    let recipients = if d.changed { emit_like(app, &d.slug, &d.photo, d.count) } else { 0 };
+    touch(app, &d.slug);
+    Relayed { recipients, ack: serde_json::json!({"ok": true, "likeCount": d.count}) }
+}
+
+/// Runs an event that needs no disk write: checks, then broadcasts.
+pub fn relay_now(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
+    let ack = |_: Option<u64>| serde_json::json!({"ok": true});
+    let done = match ev {
         ClientEvent::Comment { slug, photo, comment } => {
             require_access(app, who, slug)?;
             let mode = if who.is_admin() { GuestComments::Broadcast } else { app.config.guest_comments };
@@ -262,8 +275,14 @@ async fn relay_authorized(app: &App, who: &Identity, ev: &ClientEvent, staged: O
             let recipients = broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
-        ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => Err(WireError::InvalidPayload),
+        ClientEvent::Like { .. } | ClientEvent::Unlike { .. } | ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => {
+            Err(WireError::InvalidPayload)
+        }
+    }?;
+    if let Some(slug) = ev.slug() {
+        touch(app, slug);
     }
+    Ok(done)
 }
 
 /// Tells the admin room, once per event and process, that an event has as many liked photos as

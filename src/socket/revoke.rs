@@ -16,11 +16,10 @@
 //! it still owns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use socketioxide::SocketError;
-use socketioxide::extract::SocketRef;
+use crate::engine::Session;
 use tokio::sync::Notify;
 
 use crate::auth::Identity;
@@ -171,29 +170,26 @@ fn lost_access(conn: &Conn, scope: &Scope, reads: &mut Reads<'_>, guests_checked
 /// Disconnects, from the server side, every connected socket in `scope` that has lost access;
 /// returns how many.
 pub fn pass(app: &App, scope: &Scope) -> usize {
-    let Some(io) = app.io() else { return 0 };
+    let Some(engine) = app.engine() else { return 0 };
     if matches!(scope, Scope::Events(slugs) if slugs.is_empty()) {
         return 0;
     }
     let mut reads = Reads { app, events: HashMap::new(), sessions: HashMap::new(), failed: false };
     let (guests_checked, now) = (app.config.guest_session_validation, now_ms());
     let mut cut = 0;
-    for s in io.sockets() {
-        let Some(conn) = s.extensions.get::<Arc<Conn>>() else { continue };
-        if lost_access(&conn, scope, &mut reads, guests_checked, now) {
-            cut_off(app, s, &conn);
+    for s in engine.sockets() {
+        let Some(conn) = crate::socket::conn(&s) else { continue };
+        if lost_access(conn, scope, &mut reads, guests_checked, now) {
+            cut_off(app, &s, conn);
             cut += 1;
         }
     }
     cut
 }
 
-fn cut_off(app: &App, s: SocketRef, conn: &Conn) {
+fn cut_off(app: &App, s: &std::sync::Arc<Session>, conn: &Conn) {
     app.limiters.note_refusal(Refusal::Connection, "access_revoked");
-    tracing::debug!(sid = %s.id, kind = conn.identity.kind(), "access ended: socket disconnected");
-    // A socket too far behind to take the disconnect packet now leaves its rooms at once and
-    // is disconnected as soon as it has room; until then it is refused at every use.
-    if let Err(SocketError::InternalChannelFull) = s.clone().disconnect() {
-        crate::socket::shed_slow_consumer(app, s);
-    }
+    tracing::debug!(sid = %s.sid, kind = conn.identity.kind(), "access ended: socket disconnected");
+    // It leaves its rooms at once; the disconnect packet goes out after what is queued.
+    s.disconnect();
 }

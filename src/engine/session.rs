@@ -1,0 +1,334 @@
+//! One client: its outgoing queue, its transport, and where it is in its life.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::outbox::{Outbox, StateKey};
+use super::websocket::Ws;
+use super::{Engine, Reason, Sid, frame};
+use crate::gate::Transport;
+use crate::wire::EioPacket;
+
+/// What the handshake request told about the client, kept until its Socket.IO CONNECT and then
+/// dropped: a socket does not carry its request head for life.
+pub struct Head {
+    /// `Authorization` of the handshake request.
+    pub authorization: Option<String>,
+    /// The handshake request's extensions (the accept loop puts the client address and the
+    /// connection's [`Transport`] there).
+    pub extensions: http::Extensions,
+    /// Whether the handshake was a websocket (then its connection is the socket's own).
+    pub websocket: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    Polling,
+    /// Polling, with a websocket being probed: polls are answered with a noop.
+    Upgrading,
+    Websocket,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    Open,
+    /// Sends what is queued, then closes.
+    Closing,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SocketPhase {
+    /// No Socket.IO CONNECT accepted yet (or the socket left with a DISCONNECT).
+    Waiting,
+    Connected,
+}
+
+/// Polling's own state: gone (and its memory with it) once the session upgrades.
+#[derive(Default)]
+pub(super) struct Polling {
+    /// Packets posted and not yet handled by the session's task.
+    pub inbox: VecDeque<EioPacket>,
+    pub inbox_bytes: usize,
+    pub get_pending: bool,
+    pub post_pending: bool,
+}
+
+pub(super) struct State {
+    pub transport: TransportKind,
+    pub phase: Phase,
+    pub socket: SocketPhase,
+    /// Since when no socket is connected (the connect timeout runs from here).
+    pub waiting_since: Option<Instant>,
+    pub head: Option<Head>,
+    /// The connection the session's frames go down now (a websocket, or the last long-poll's).
+    pub downstream: Option<Transport>,
+    pub rooms: Vec<Arc<str>>,
+    pub polling: Option<Box<Polling>>,
+    /// A websocket whose probe succeeded, for the task to take over.
+    pub upgraded: Option<Box<Ws>>,
+    /// Why the session ends, once it does.
+    pub reason: Option<Reason>,
+}
+
+pub struct Session {
+    pub sid: Sid,
+    engine: Arc<Engine>,
+    out: Mutex<Outbox>,
+    /// Wakes whoever writes: the websocket loop, or the pending long-poll.
+    pub(super) outgoing: Notify,
+    /// Wakes the session's task: posted packets, an upgrade, a close.
+    pub(super) inbound: Notify,
+    st: Mutex<State>,
+    ext: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The handler was told of the end (once).
+    ended: AtomicBool,
+}
+
+impl Session {
+    pub(super) fn new(engine: &Arc<Engine>, head: Head) -> Arc<Session> {
+        let polling = (!head.websocket).then(Box::<Polling>::default);
+        let transport = if head.websocket { TransportKind::Websocket } else { TransportKind::Polling };
+        let downstream = if head.websocket { head.extensions.get::<Transport>().cloned() } else { None };
+        let s = Arc::new(Session {
+            sid: Sid::new(),
+            engine: engine.clone(),
+            out: Mutex::new(Outbox::default()),
+            outgoing: Notify::new(),
+            inbound: Notify::new(),
+            st: Mutex::new(State {
+                transport,
+                phase: Phase::Open,
+                socket: SocketPhase::Waiting,
+                waiting_since: Some(Instant::now()),
+                head: Some(head),
+                downstream,
+                rooms: Vec::new(),
+                polling,
+                upgraded: None,
+                reason: None,
+            }),
+            ext: OnceLock::new(),
+            ended: AtomicBool::new(false),
+        });
+        engine.insert(&s);
+        s
+    }
+
+    pub(super) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The handler's per-socket state.
+    pub fn ext<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.ext.get().and_then(|b| b.downcast_ref::<T>())
+    }
+
+    /// Sets the handler's per-socket state (once; later calls are ignored).
+    pub fn set_ext<T: Any + Send + Sync>(&self, value: T) {
+        let _ = self.ext.set(Box::new(value));
+    }
+
+    pub fn transport_kind(&self) -> TransportKind {
+        self.state().transport
+    }
+
+    pub fn is_connected(&self) -> bool {
+        let st = self.state();
+        st.phase == Phase::Open && st.socket == SocketPhase::Connected
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.outbox().bytes()
+    }
+
+    /// Queues a frame. False when the session is closed, or when the frame would take its queue
+    /// past its bound: then it is shed.
+    pub fn push(self: &Arc<Self>, frame: Utf8Bytes, key: Option<&StateKey>) -> bool {
+        if self.state().phase == Phase::Closed {
+            return false;
+        }
+        let limit = self.engine.limits.queue_bytes;
+        let mut out = self.outbox();
+        let before = out.bytes();
+        let after = out.push(frame, key);
+        drop(out);
+        self.engine.account(after, before);
+        if after > limit {
+            self.shed();
+            return false;
+        }
+        self.outgoing.notify_one();
+        true
+    }
+
+    /// Queues a frame that must go out even past the bound (the protocol's own small frames).
+    pub(super) fn push_control(self: &Arc<Self>, frame: Utf8Bytes) {
+        let mut out = self.outbox();
+        let before = out.bytes();
+        let after = out.push(frame, None);
+        drop(out);
+        self.engine.account(after, before);
+        self.outgoing.notify_one();
+    }
+
+    /// Sends an event to this socket alone.
+    pub fn emit<T: Serialize + ?Sized>(self: &Arc<Self>, event: &str, data: &T) -> bool {
+        match frame::event(event, data) {
+            Some(f) => self.push(f, None),
+            None => {
+                tracing::error!(event, "cannot encode an event");
+                false
+            }
+        }
+    }
+
+    /// Sends a state frame to this socket alone (see [`super::outbox`]).
+    pub fn emit_state<T: Serialize + ?Sized>(self: &Arc<Self>, event: &str, data: &T, key: &StateKey) -> bool {
+        frame::event(event, data).is_some_and(|f| self.push(f, Some(key)))
+    }
+
+    /// Answers the client's event `id`.
+    pub fn ack<T: Serialize + ?Sized>(self: &Arc<Self>, id: u64, data: &T) {
+        if let Some(f) = frame::ack(id, data) {
+            self.push(f, None);
+        }
+    }
+
+    /// The oldest queued frame, if any.
+    pub(super) fn pop(&self) -> Option<Utf8Bytes> {
+        let mut out = self.outbox();
+        let before = out.bytes();
+        let f = out.pop();
+        if f.is_none() {
+            out.release_if_empty();
+        }
+        let after = out.bytes();
+        drop(out);
+        self.engine.account(after, before);
+        f
+    }
+
+    /// Everything queued, as one polling payload (`None` when nothing is).
+    pub(super) fn take_payload(&self) -> Option<String> {
+        let mut body: Option<String> = None;
+        while let Some(f) = self.pop() {
+            match &mut body {
+                Some(b) => {
+                    b.push('\u{1e}');
+                    b.push_str(&f);
+                }
+                None => body = Some(f.to_string()),
+            }
+        }
+        body
+    }
+
+    pub(super) fn add_room(&self, room: &str) -> bool {
+        let mut st = self.state();
+        if st.phase == Phase::Closed {
+            return false;
+        }
+        if !st.rooms.iter().any(|r| &**r == room) {
+            st.rooms.push(Arc::from(room));
+        }
+        true
+    }
+
+    pub(super) fn remove_room(&self, room: &str) -> bool {
+        let mut st = self.state();
+        match st.rooms.iter().position(|r| &**r == room) {
+            Some(i) => {
+                st.rooms.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn take_rooms(&self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.state().rooms)
+    }
+
+    /// Rooms this session is in.
+    pub fn rooms(&self) -> Vec<Arc<str>> {
+        self.state().rooms.clone()
+    }
+
+    /// Server-side disconnect: the client is told (`41`), and the session closes once that is
+    /// sent.
+    pub fn disconnect(self: &Arc<Self>) {
+        {
+            let mut st = self.state();
+            if st.phase != Phase::Open {
+                return;
+            }
+            st.phase = Phase::Closing;
+            st.reason.get_or_insert(Reason::ServerDisconnect);
+        }
+        self.push_control(frame::disconnect());
+        self.end_socket(Reason::ServerDisconnect);
+        self.inbound.notify_one();
+    }
+
+    /// Ends the session at once: the socket is gone, the sid unknown, and the current
+    /// connection is closed (reset) whatever it has pending.
+    pub fn shed(self: &Arc<Self>) {
+        self.close(Reason::SlowConsumer);
+        if let Some(t) = self.state().downstream.take() {
+            t.close();
+        }
+    }
+
+    /// Closes the session now (what is queued is dropped) and tells the handler.
+    pub(super) fn close(self: &Arc<Self>, reason: Reason) {
+        {
+            let mut st = self.state();
+            if st.phase == Phase::Closed {
+                return;
+            }
+            st.phase = Phase::Closed;
+            st.reason.get_or_insert(reason);
+            st.polling = None;
+            st.upgraded = None;
+            st.head = None;
+        }
+        let dropped = self.outbox().clear();
+        self.engine.account(0, dropped);
+        self.engine.remove(self);
+        self.end_socket(reason);
+        self.inbound.notify_one();
+        self.outgoing.notify_one();
+    }
+
+    /// Tells the handler the socket is gone, once, if it was connected.
+    pub(super) fn end_socket(self: &Arc<Self>, reason: Reason) {
+        let was = {
+            let mut st = self.state();
+            std::mem::replace(&mut st.socket, SocketPhase::Waiting)
+        };
+        if was == SocketPhase::Connected && !self.ended.swap(true, Ordering::AcqRel) {
+            // Not under any lock of ours: the handler leaves rooms and broadcasts.
+            let handler = self.engine.handler.clone();
+            let s = self.clone();
+            // Run on a task: this may be called while a room's members are being iterated.
+            tokio::spawn(async move { handler.disconnect(&s, reason) });
+        }
+    }
+}

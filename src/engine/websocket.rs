@@ -1,0 +1,110 @@
+//! Websocket transport: the upgrade response, the probe of a polling session's upgrade, and
+//! reading and writing frames for the session's task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::session::{Phase, TransportKind};
+use super::{Engine, Session};
+use crate::gate::Transport;
+
+pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Buffers sized for phones that send tiny messages and receive bursts: a 1 KiB read buffer
+/// (tungstenite's default is 128 KiB per connection), frames gathered up to 16 KiB before a
+/// write, and messages held to `maxPayload`, so a larger one is refused while it arrives.
+pub fn config(max_payload: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(usize::MAX)
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload))
+}
+
+pub async fn accept(upgraded: Upgraded, max_payload: usize) -> Ws {
+    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config(max_payload))).await
+}
+
+/// What arrived on a websocket.
+pub enum Read {
+    Text(Utf8Bytes),
+    Binary(bytes::Bytes),
+    /// Closed by the peer, or broken: the session ends.
+    Closed,
+    /// Too large, or not a websocket frame at all: a protocol error.
+    Error,
+}
+
+pub async fn read(ws: &mut Ws) -> Read {
+    loop {
+        return match ws.next().await {
+            Some(Ok(Message::Text(t))) => Read::Text(t),
+            Some(Ok(Message::Binary(b))) => Read::Binary(b),
+            // tungstenite answers pings itself (with the next write or flush).
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => Read::Closed,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket read failed");
+                Read::Error
+            }
+        };
+    }
+}
+
+/// Writes every frame the session has queued, then flushes once. Bounded in time: a peer that
+/// takes no data for `limit` is given up on.
+pub async fn write_queued(s: &Session, ws: &mut Ws, limit: Duration) -> bool {
+    let work = async {
+        while let Some(f) = s.pop() {
+            ws.feed(Message::Text(f)).await?;
+        }
+        ws.flush().await
+    };
+    matches!(tokio::time::timeout(limit, work).await, Ok(Ok(())))
+}
+
+/// The probe of a polling session's upgrade (`2probe` → `3probe`, then `5`): on success the
+/// websocket is handed to the session's task; on failure the session stays on polling.
+pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, transport: Option<Transport>) {
+    let mut ws = accept(upgraded, engine.limits.max_payload).await;
+    let wait = engine.limits.ping_interval + engine.limits.ping_timeout;
+    let first = tokio::time::timeout(wait, read(&mut ws)).await;
+    if !matches!(&first, Ok(Read::Text(t)) if t.as_str() == "2probe") || ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err() {
+        return;
+    }
+    {
+        let mut st = s.state();
+        if st.phase != Phase::Open || st.transport != TransportKind::Polling {
+            return;
+        }
+        st.transport = TransportKind::Upgrading;
+    }
+    // A pending long-poll is answered with a noop, so the client can move over.
+    s.outgoing.notify_one();
+    let upgrade = tokio::time::timeout(wait, read(&mut ws)).await;
+    let mut st = s.state();
+    if st.transport != TransportKind::Upgrading || st.phase == Phase::Closed {
+        return;
+    }
+    if matches!(&upgrade, Ok(Read::Text(t)) if t.as_str() == "5") {
+        st.upgraded = Some(Box::new(ws));
+        st.downstream = transport;
+        drop(st);
+        s.inbound.notify_one();
+    } else {
+        st.transport = TransportKind::Polling;
+    }
+}
+
+/// Ends a websocket politely: a close frame once everything queued is out.
+pub async fn close(ws: &mut Ws) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+}
