@@ -9,6 +9,15 @@
 #   REPEAT=3 benches/compare.sh              # medians of 3 runs per server
 #   HAFI_CONFIG=benches/fill-config.toml SERVERS=hafi SCENARIOS=fill REPEAT=3 benches/compare.sh
 #                                            # a big room refilled; default limits but per-IP caps
+#   FANOUT_TRANSPORT=polling SCENARIOS=fanout benches/compare.sh
+#                                            # fan-out to long-polling guests (the liker stays websocket)
+#   SCENARIOS="floor fanout" benches/compare.sh
+#                                            # first the machine's own cost of fan-out, no server
+#
+# `floor` needs no server: it runs once per invocation (before any server starts, whatever
+# SERVERS and REPEAT say) and writes floor.json. One writer thread of the load generator sends a
+# 60-byte frame to each of FLOOR_N loopback sockets FLOOR_RATE times a second for FLOOR_SECS
+# seconds; its CPU per delivery is what fan-out costs on this machine before any server work.
 #
 # Parameters (environment):
 #   SCENARIOS      "idle fanout storm churn"
@@ -16,11 +25,14 @@
 #   REPEAT         1            runs per scenario and server; the table shows medians
 #   IDLE_N=5000 IDLE_ROOMS=100 IDLE_WINDOW=30
 #   FANOUT_GUESTS=1000 FANOUT_RATE=20 FANOUT_SECS=20 FANOUT_LIKERS=1 FANOUT_SETTLE_MAX=180
+#   FANOUT_TRANSPORT=websocket   or polling: the guests long-poll (two keep-alive HTTP/1.1
+#                  connections each, one GET outstanding, never upgrading)
 #   CONN_TIMEOUT=30  (seconds for one connect + handshake + join)
 #   STORM_N=5000 STORM_ROOMS=100
 #   CHURN_CYCLES=10000 CHURN_SLUGS=2500 CHURN_CONCURRENCY=200 CHURN_SETTLE=30
 #   CHURN_SOAKS=1  soaks per server process (later ones: churn-<server>-<run>-soak<k>.json)
 #   FILL_GUESTS=1000 FILL_WINDOW=2 FILL_SETTLE=5   (fill is not in the default SCENARIOS)
+#   FLOOR_N=1000 FLOOR_RATE=100 FLOOR_SECS=10       (floor is not in the default SCENARIOS)
 #   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
 #   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build with cargo into $CARGO_TARGET_DIR)
 #   HAFI_CONFIG    benches/bench-config.toml
@@ -37,11 +49,13 @@ REPEAT="${REPEAT:-1}"
 IDLE_N="${IDLE_N:-5000}"; IDLE_ROOMS="${IDLE_ROOMS:-100}"; IDLE_WINDOW="${IDLE_WINDOW:-30}"
 FANOUT_GUESTS="${FANOUT_GUESTS:-1000}"; FANOUT_RATE="${FANOUT_RATE:-20}"; FANOUT_SECS="${FANOUT_SECS:-20}"
 FANOUT_LIKERS="${FANOUT_LIKERS:-1}"; FANOUT_SETTLE_MAX="${FANOUT_SETTLE_MAX:-180}"
+FANOUT_TRANSPORT="${FANOUT_TRANSPORT:-websocket}"
 CONN_TIMEOUT="${CONN_TIMEOUT:-30}"
 STORM_N="${STORM_N:-5000}"; STORM_ROOMS="${STORM_ROOMS:-100}"
 CHURN_CYCLES="${CHURN_CYCLES:-10000}"; CHURN_SLUGS="${CHURN_SLUGS:-2500}"
 CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"; CHURN_SOAKS="${CHURN_SOAKS:-1}"
 FILL_GUESTS="${FILL_GUESTS:-1000}"; FILL_WINDOW="${FILL_WINDOW:-2}"; FILL_SETTLE="${FILL_SETTLE:-5}"
+FLOOR_N="${FLOOR_N:-1000}"; FLOOR_RATE="${FLOOR_RATE:-100}"; FLOOR_SECS="${FLOOR_SECS:-10}"
 LOADGEN_THREADS="${LOADGEN_THREADS:-2}"; SOURCES="${SOURCES:-16}"; PER_PROCESS="${PER_PROCESS:-9000}"
 HAFI_CONFIG="${HAFI_CONFIG:-$here/bench-config.toml}"
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/hafi-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -108,14 +122,25 @@ loadgen_args() { # $1 = scenario
   local common=(--port "$server_port" --server-pid "$server_pid" --threads "$LOADGEN_THREADS" --sources "$SOURCES" --per-process "$PER_PROCESS" --conn-timeout "$CONN_TIMEOUT")
   case "$1" in
     idle)   echo "idle ${common[*]} --connections $IDLE_N --rooms $IDLE_ROOMS --window $IDLE_WINDOW --duration $((IDLE_WINDOW + 150))" ;;
-    fanout) echo "fanout ${common[*]} --guests $FANOUT_GUESTS --rate $FANOUT_RATE --send-secs $FANOUT_SECS --likers $FANOUT_LIKERS --settle-max $FANOUT_SETTLE_MAX --duration $((FANOUT_SECS + FANOUT_SETTLE_MAX + 240))" ;;
+    fanout) echo "fanout ${common[*]} --guests $FANOUT_GUESTS --rate $FANOUT_RATE --send-secs $FANOUT_SECS --likers $FANOUT_LIKERS --transport $FANOUT_TRANSPORT --settle-max $FANOUT_SETTLE_MAX --duration $((FANOUT_SECS + FANOUT_SETTLE_MAX + 240))" ;;
     storm)  echo "storm ${common[*]} --connections $STORM_N --rooms $STORM_ROOMS --duration 120" ;;
     churn)  echo "churn ${common[*]} --cycles $CHURN_CYCLES --slugs $CHURN_SLUGS --concurrency $CHURN_CONCURRENCY --settle $CHURN_SETTLE --duration $((CHURN_SETTLE + 900))" ;;
     fill)   echo "fill ${common[*]} --guests $FILL_GUESTS --window $FILL_WINDOW --settle $FILL_SETTLE --duration $((FILL_WINDOW + FILL_SETTLE + CONN_TIMEOUT + 60))" ;;
   esac
 }
 
+# The floor: no server, so once per invocation, before any server runs.
+if [[ " $SCENARIOS " == *" floor "* ]]; then
+  args="floor --connections $FLOOR_N --rate $FLOOR_RATE --secs $FLOOR_SECS --threads $LOADGEN_THREADS --sources $SOURCES --duration $((FLOOR_SECS + 120))"
+  log "floor (no server): hafi-loadgen $args"
+  echo "machine: hafi-loadgen $args" >>"$OUT_DIR/commands.txt"
+  # shellcheck disable=SC2086
+  timeout 600 "$LOADGEN_BIN" $args >"$OUT_DIR/floor.json" 2>"$OUT_DIR/floor.log" \
+    || log "loadgen exited with $? (see $OUT_DIR/floor.log)"
+fi
+
 for scenario in $SCENARIOS; do
+  [[ "$scenario" == floor ]] && continue
   for rep in $(seq 1 "$REPEAT"); do
     for kind in $SERVERS; do
       start_server "$kind"
@@ -159,6 +184,9 @@ const metrics = {
   fill: ['joined', 'failed', 'disconnected_by_server', 'holding_final_count', 'stale', 'server_count_probe',
     'presence_msgs_total', 'presence_msgs_per_guest.median', 'presence_msgs_per_guest.max', 'fill_s', 'presence_settled_s',
     'server.cpu_s', 'server.rss_before_kib', 'server.rss_after_kib', 'loadgen.cpu_s', 'machine_busy_pct'],
+  floor: ['connections', 'connected', 'rate_per_s', 'sent', 'received', 'lost', 'write_stalls', 'writer.cpu_per_delivery_us',
+    'writer.sched_cpu_per_delivery_us', 'writer.cpu_pct', 'writer.tick_write_mean_ms', 'latency.p50_ms', 'latency.p99_ms',
+    'loadgen.readers_cpu_s', 'machine_busy_pct'],
 };
 const get = (o, path) => path.split('.').reduce((v, k) => (v == null ? undefined : v[k]), o);
 const median = (xs) => {
@@ -175,6 +203,15 @@ const load = (s, k) => {
 };
 const fmt = (x) => (x === undefined ? '-' : Math.abs(x) >= 1000 ? x.toFixed(0) : String(Math.round(x * 1000) / 1000));
 for (const s of scenarios.split(/\s+/).filter(Boolean)) {
+  if (s === 'floor') {
+    let f;
+    try { f = JSON.parse(fs.readFileSync(`${dir}/floor.json`, 'utf8').trim().split('\n').pop()); } catch {}
+    console.log(`\n## floor  (no server; one run)`);
+    console.log(`| metric | this machine |`);
+    console.log(`|---|---:|`);
+    for (const m of metrics.floor) console.log(`| ${m} | ${fmt(f && get(f, m))} |`);
+    continue;
+  }
   const h = load(s, 'hafi'), n = load(s, 'node');
   console.log(`\n## ${s}  (median of ${repeat} run(s); ratio = hafi / node)`);
   console.log(`| metric | hafi-realtime | node socket.io | ratio |`);

@@ -1,7 +1,8 @@
 //! `hafi-loadgen`: a bounded load generator for hafi-realtime (and any Socket.IO 4 server with the
 //! events of SPEC §4), speaking Engine.IO 4 / Socket.IO 5 over raw websockets.
 //!
-//! Scenarios (subcommands): `idle`, `fanout`, `storm`, `churn`, `fill` (in `fill.rs`). Every scenario has a connection
+//! Scenarios (subcommands): `idle`, `fanout`, `storm`, `churn`, `fill` (in `fill.rs`), and `floor`
+//! (in `floor.rs`: the machine's own cost of fan-out, with no server). Every scenario has a connection
 //! count and a hard deadline (`--duration`), prints progress on stderr and one JSON line with all
 //! figures on stdout. Connections are spread over the source addresses 127.0.0.1..127.0.0.N, and
 //! `idle` / `storm` split themselves into child processes (re-exec with `--shard`) when the
@@ -29,6 +30,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 mod fill;
+mod floor;
+mod polling;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -55,6 +58,8 @@ enum Scenario {
     Churn(ChurnArgs),
     /// G guests connect over W seconds and join one room; presence seen after a settle time.
     Fill(fill::FillArgs),
+    /// No server: N loopback readers, one writer thread sending each a 60-byte frame R times a second.
+    Floor(floor::FloorArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -147,6 +152,9 @@ struct FanoutArgs {
     /// At most this long to wait for the join broadcasts to settle before likes start, in seconds.
     #[arg(long, default_value_t = 180.0)]
     settle_max: f64,
+    /// How the guests talk to the server (the likers always use websockets).
+    #[arg(long, value_enum, default_value_t = polling::Transport::Websocket)]
+    transport: polling::Transport,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -168,13 +176,15 @@ struct ChurnArgs {
 }
 
 impl Scenario {
-    fn common(&self) -> &Common {
+    /// The server-facing options; `floor` has no server.
+    fn common(&self) -> Option<&Common> {
         match self {
-            Scenario::Idle(a) => &a.common,
-            Scenario::Fanout(a) => &a.common,
-            Scenario::Storm(a) => &a.common,
-            Scenario::Churn(a) => &a.common,
-            Scenario::Fill(a) => &a.common,
+            Scenario::Idle(a) => Some(&a.common),
+            Scenario::Fanout(a) => Some(&a.common),
+            Scenario::Storm(a) => Some(&a.common),
+            Scenario::Churn(a) => Some(&a.common),
+            Scenario::Fill(a) => Some(&a.common),
+            Scenario::Floor(_) => None,
         }
     }
     fn name(&self) -> &'static str {
@@ -184,6 +194,7 @@ impl Scenario {
             Scenario::Storm(_) => "storm",
             Scenario::Churn(_) => "churn",
             Scenario::Fill(_) => "fill",
+            Scenario::Floor(_) => "floor",
         }
     }
 }
@@ -408,6 +419,8 @@ enum Fail {
     Closed,
     Timeout,
     JoinError(String),
+    /// The server's answer did not follow the protocol (polling transport).
+    Proto(&'static str),
 }
 
 impl Fail {
@@ -420,6 +433,7 @@ impl Fail {
             Fail::Closed => "closed during handshake".into(),
             Fail::Timeout => "timeout".into(),
             Fail::JoinError(m) => format!("join error: {m}"),
+            Fail::Proto(m) => format!("protocol: {m}"),
         }
     }
     /// A refusal by the server (as opposed to a transport failure).
@@ -728,7 +742,7 @@ struct ChildIo {
 /// Spawns `shards` copies of this program for `total` connections; measures the server around the
 /// phases; aggregates the children's JSON lines.
 async fn hold_parent(scn: &Scenario, plan: HoldPlan, window: f64, after_wait: f64, deadline: Instant) -> Value {
-    let common = scn.common();
+    let Some(common) = scn.common() else { return json!({"scenario": scn.name(), "error": "no server options"}) };
     let server = Server { pid: common.server_pid.map(|p| p.to_string()) };
     let per = common.per_process.min(nofile_soft().saturating_sub(200)).max(1);
     let shards = plan.total.div_ceil(per).max(1);
@@ -896,6 +910,36 @@ fn like_seq(s: &str) -> Option<usize> {
     digits[dash..].parse().ok()
 }
 
+enum FanoutGuest {
+    Ws(Ws),
+    Poll(polling::PollGuest),
+}
+
+/// A fanout guest's event handler: every event counts towards `rx_total` (so the set-up can tell
+/// when the join broadcasts have drained); while measuring, each `photo:like` is a delivery with
+/// its latency from the moment the like was sent.
+fn count_like(st: Arc<FanoutState>) -> impl FnMut(&str) {
+    move |s| {
+        st.rx_total.fetch_add(1, Relaxed);
+        if !st.measuring.load(Relaxed) || event_name(s) != Some("photo:like") {
+            return;
+        }
+        let now = st.base.elapsed().as_nanos() as u64;
+        match like_seq(s).and_then(|i| st.sent_ns.get(i)) {
+            Some(sent) => {
+                let sent = sent.load(Relaxed);
+                st.lat.record(now.saturating_sub(sent) / 1000);
+                st.delivered.fetch_add(1, Relaxed);
+                st.first_delivery_ns.fetch_min(now, Relaxed);
+                st.last_delivery_ns.fetch_max(now, Relaxed);
+            }
+            None => {
+                st.bad_ids.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
 async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let c = &a.common;
     let server = Server { pid: c.server_pid.map(|p| p.to_string()) };
@@ -916,49 +960,42 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         bad_ids: AtomicU64::new(0),
     });
     let fails = Arc::new(Fails::default());
+    let poll_stats = Arc::new(polling::PollStats::default());
     let slug = format!("{}-fanout", c.prefix);
     let before = server.sample();
     let cpu_lg0 = self_cpu();
     let (stop_tx, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let setup_start = Instant::now();
+    if a.transport == polling::Transport::Polling {
+        // Each polling guest holds two connections (its pending GET and its POSTs).
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
     for g in 0..a.guests {
-        let (t, st, fails, stop, sem) = (t.clone(), st.clone(), fails.clone(), stop_rx.clone(), sem.clone());
+        let (t, st, fails, stop, sem, pst) = (t.clone(), st.clone(), fails.clone(), stop_rx.clone(), sem.clone(), poll_stats.clone());
         let session = format!("{}-f{g}", c.prefix);
         let slug = slug.clone();
+        let transport = a.transport;
         tokio::spawn(async move {
             let permit = sem.acquire_owned().await.expect("semaphore");
-            match open_and_join(&t, g, &session, &slug).await {
-                Ok(ws) => {
-                    drop(permit);
+            let guest = match transport {
+                polling::Transport::Websocket => open_and_join(&t, g, &session, &slug).await.map(FanoutGuest::Ws),
+                polling::Transport::Polling => polling::open_and_join(&t, g, &session, &slug, &pst).await.map(FanoutGuest::Poll),
+            };
+            drop(permit);
+            match guest {
+                Ok(guest) => {
                     st.joined.fetch_add(1, Relaxed);
-                    let st2 = st.clone();
-                    let ended_by_stop = hold(ws, stop, move |s| {
-                        st2.rx_total.fetch_add(1, Relaxed);
-                        if !st2.measuring.load(Relaxed) || event_name(s) != Some("photo:like") {
-                            return;
-                        }
-                        let now = st2.base.elapsed().as_nanos() as u64;
-                        match like_seq(s).and_then(|i| st2.sent_ns.get(i)) {
-                            Some(sent) => {
-                                let sent = sent.load(Relaxed);
-                                st2.lat.record(now.saturating_sub(sent) / 1000);
-                                st2.delivered.fetch_add(1, Relaxed);
-                                st2.first_delivery_ns.fetch_min(now, Relaxed);
-                                st2.last_delivery_ns.fetch_max(now, Relaxed);
-                            }
-                            None => {
-                                st2.bad_ids.fetch_add(1, Relaxed);
-                            }
-                        }
-                    })
-                    .await;
+                    let on_event = count_like(st.clone());
+                    let ended_by_stop = match guest {
+                        FanoutGuest::Ws(ws) => hold(ws, stop, on_event).await,
+                        FanoutGuest::Poll(p) => polling::hold(p, stop, &pst, on_event).await,
+                    };
                     if !ended_by_stop {
                         st.dropped.fetch_add(1, Relaxed);
                     }
                 }
                 Err(f) => {
-                    drop(permit);
                     st.failed.fetch_add(1, Relaxed);
                     fails.add(&f);
                 }
@@ -1066,6 +1103,8 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let liker_first_error = liker_first_error.lock().unwrap().clone();
     let end = server.sample();
     let cpu_lg2 = self_cpu();
+    // Before the stop, so that the guests' closing POSTs are not counted.
+    let poll_json = poll_stats.json();
     let _ = stop_tx.send(true);
     let delivered = st.delivered.load(Relaxed);
     let first = st.first_delivery_ns.load(Relaxed);
@@ -1073,8 +1112,9 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let span_s = if lastd > first && first != u64::MAX { (lastd - first) as f64 / 1e9 } else { f64::NAN };
     let window_s = end.at.zip(after_setup.at).map(|(a, b)| a.duration_since(b).as_secs_f64()).unwrap_or(f64::NAN);
     let server_cpu = end.cpu - after_setup.cpu;
-    json!({
+    let mut out = json!({
         "scenario": "fanout",
+        "transport": a.transport.name(),
         "guests_planned": a.guests,
         "guests": guests,
         "failed": st.failed.load(Relaxed),
@@ -1112,7 +1152,11 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
             "fanout_cpu_s": round(cpu_lg2 - cpu_lg1, 3),
             "cpu_pct": round((cpu_lg2 - cpu_lg1) / window_s * 100.0, 2),
         },
-    })
+    });
+    if a.transport == polling::Transport::Polling {
+        out["polling"] = poll_json;
+    }
+    out
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1257,7 +1301,12 @@ async fn churn(a: &ChurnArgs, deadline: Instant) -> Value {
 fn main() {
     let cli = Cli::parse();
     let scn = cli.scenario.clone();
-    let c = scn.common().clone();
+    let Some(c) = scn.common().cloned() else {
+        if let Scenario::Floor(a) = &scn {
+            println!("{}", floor::floor(a));
+        }
+        std::process::exit(0);
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(c.threads.max(1)).enable_all().build().expect("tokio runtime");
     let deadline = match c.deadline_ms {
         Some(ms) => instant_at_epoch_ms(ms),
@@ -1277,6 +1326,7 @@ fn main() {
             Scenario::Fanout(a) => fanout(a, deadline).await,
             Scenario::Churn(a) => churn(a, deadline).await,
             Scenario::Fill(a) => fill::fill(a, deadline).await,
+            Scenario::Floor(_) => Value::Null,
         }
     });
     if c.shard.is_none() {
