@@ -22,10 +22,18 @@ use crate::state::App;
 /// not overflow it (the default of 128 makes clients wait for a SYN retry).
 const LISTEN_BACKLOG: u32 = 4096;
 
+/// Kernel send buffer per connection (Linux doubles it): far more than a phone's share of a
+/// room's traffic in one round trip.
+const SEND_BUFFER: u32 = 64 * 1024;
+
 /// Binds the listening socket (address reuse on, a deep backlog).
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    // Accepted connections inherit it. Linux would otherwise grow each connection's send buffer
+    // up to 4 MiB: kernel memory per phone, and a reader that stopped would have megabytes
+    // absorbed before the server's own queue bound (`outgoing_queue_bytes`) could see it.
+    socket.set_send_buffer_size(SEND_BUFFER)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }

@@ -103,8 +103,9 @@ pub async fn handle(engine: &Arc<Engine>, mut req: Request<Incoming>) -> Respons
         if !is_upgrade(&req) || s.transport_kind() != TransportKind::Polling {
             return EioError::BadRequest.response();
         }
-        let transport = req.extensions().get::<Transport>().cloned();
-        return upgrade(engine, &mut req, move |engine, upgraded| Box::pin(websocket::probe(engine, s, upgraded, transport)));
+        return upgrade(engine, &mut req, move |engine, upgraded, ext| {
+            Box::pin(websocket::probe(engine, s, upgraded, ext.get::<Transport>().cloned()))
+        });
     }
     match *req.method() {
         Method::GET => poll(&s, req.extensions().get::<Transport>().cloned()).await,
@@ -113,12 +114,13 @@ pub async fn handle(engine: &Arc<Engine>, mut req: Request<Incoming>) -> Respons
     }
 }
 
-type OnUpgrade = Box<dyn FnOnce(Arc<Engine>, hyper::upgrade::Upgraded) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type OnUpgrade = Box<dyn FnOnce(Arc<Engine>, hyper::upgrade::Upgraded, http::Extensions) -> Task + Send>;
 
-/// The 101 answer; `then` runs on the upgraded connection.
+/// The 101 answer; `then` runs on the upgraded connection, with the request's extensions.
 fn upgrade<F>(engine: &Arc<Engine>, req: &mut Request<Incoming>, then: F) -> Response<Body>
 where
-    F: FnOnce(Arc<Engine>, hyper::upgrade::Upgraded) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + 'static,
+    F: FnOnce(Arc<Engine>, hyper::upgrade::Upgraded, http::Extensions) -> Task + Send + 'static,
 {
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY);
     let version_ok = req.headers().get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
@@ -126,12 +128,13 @@ where
         return EioError::BadRequest.response();
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(req);
+    let on_upgrade = hyper::upgrade::on(&mut *req);
+    let ext = std::mem::take(req.extensions_mut());
     let engine = engine.clone();
     let then: OnUpgrade = Box::new(then);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => then(engine, upgraded).await,
+            Ok(upgraded) => then(engine, upgraded, ext).await,
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
@@ -166,8 +169,7 @@ fn handshake(engine: &Arc<Engine>, mut req: Request<Incoming>, websocket: bool) 
         if !is_upgrade(&req) {
             return EioError::BadRequest.response();
         }
-        let extensions = std::mem::take(req.extensions_mut());
-        return upgrade(engine, &mut req, move |engine, upgraded| {
+        return upgrade(engine, &mut req, move |engine, upgraded, extensions| {
             Box::pin(async move {
                 let mut ws = websocket::accept(upgraded, engine.limits().max_payload).await;
                 let s = Session::new(&engine, Head { authorization, extensions, websocket: true });

@@ -32,7 +32,7 @@ use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use outbox::StateKey;
-pub use session::{Head, Session, TransportKind};
+pub use session::{Ext, Head, Session, TransportKind};
 pub use sid::Sid;
 
 /// The protocol's limits, from the configuration.
@@ -99,8 +99,8 @@ pub trait Handler: Send + Sync + 'static {
     fn connect(&self, s: &Arc<Session>, auth: Option<&RawValue>, head: &Head) -> Result<(), String>;
     /// An event of a connected socket.
     fn event(&self, s: &Arc<Session>, ev: Incoming) -> Step;
-    /// The connected socket is gone (called once).
-    fn disconnect(&self, s: &Arc<Session>, reason: Reason);
+    /// The connected socket is gone (once per connect); `ext` is the state it had set.
+    fn disconnect(&self, s: &Arc<Session>, ext: Ext, reason: Reason);
 }
 
 type Members = HashMap<Sid, Arc<Session>>;

@@ -2,8 +2,7 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -26,6 +25,12 @@ pub struct Head {
     pub extensions: http::Extensions,
     /// Whether the handshake was a websocket (then its connection is the socket's own).
     pub websocket: bool,
+}
+
+impl Head {
+    pub(super) fn empty(websocket: bool) -> Head {
+        Head { authorization: None, extensions: http::Extensions::new(), websocket }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,10 +92,12 @@ pub struct Session {
     /// Wakes the session's task: posted packets, an upgrade, a close.
     pub(super) inbound: Notify,
     st: Mutex<State>,
-    ext: OnceLock<Box<dyn Any + Send + Sync>>,
-    /// The handler was told of the end (once).
-    ended: AtomicBool,
+    /// The handler's state of the connected socket.
+    ext: Mutex<Option<Ext>>,
 }
+
+/// The handler's per-socket state, as the session holds it.
+pub type Ext = Arc<dyn Any + Send + Sync>;
 
 impl Session {
     pub(super) fn new(engine: &Arc<Engine>, head: Head) -> Arc<Session> {
@@ -115,8 +122,7 @@ impl Session {
                 upgraded: None,
                 reason: None,
             }),
-            ext: OnceLock::new(),
-            ended: AtomicBool::new(false),
+            ext: Mutex::new(None),
         });
         engine.insert(&s);
         s
@@ -134,14 +140,18 @@ impl Session {
         self.out.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The handler's per-socket state.
-    pub fn ext<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.ext.get().and_then(|b| b.downcast_ref::<T>())
+    fn ext_slot(&self) -> MutexGuard<'_, Option<Ext>> {
+        self.ext.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets the handler's per-socket state (once; later calls are ignored).
+    /// The handler's state of the connected socket.
+    pub fn ext<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.ext_slot().clone().and_then(|e| e.downcast::<T>().ok())
+    }
+
+    /// Sets the handler's state of the socket now connecting.
     pub fn set_ext<T: Any + Send + Sync>(&self, value: T) {
-        let _ = self.ext.set(Box::new(value));
+        *self.ext_slot() = Some(Arc::new(value));
     }
 
     pub fn transport_kind(&self) -> TransportKind {
@@ -289,19 +299,33 @@ impl Session {
 
     /// Ends the session at once: the socket is gone, the sid unknown, and the current
     /// connection is closed (reset) whatever it has pending.
+    ///
+    /// Safe to call while a room's members are being iterated (a broadcast finds the overflow):
+    /// the parts that take the rooms' lock run on a task of their own.
     pub fn shed(self: &Arc<Self>) {
-        self.close(Reason::SlowConsumer);
+        if !self.mark_closed(Reason::SlowConsumer) {
+            return;
+        }
         if let Some(t) = self.state().downstream.take() {
             t.close();
         }
+        let s = self.clone();
+        tokio::spawn(async move { s.forget(Reason::SlowConsumer) });
     }
 
     /// Closes the session now (what is queued is dropped) and tells the handler.
     pub(super) fn close(self: &Arc<Self>, reason: Reason) {
+        if self.mark_closed(reason) {
+            self.forget(reason);
+        }
+    }
+
+    /// The first half of closing: no more frames are taken. False if it was closed already.
+    fn mark_closed(&self, reason: Reason) -> bool {
         {
             let mut st = self.state();
             if st.phase == Phase::Closed {
-                return;
+                return false;
             }
             st.phase = Phase::Closed;
             st.reason.get_or_insert(reason);
@@ -311,24 +335,31 @@ impl Session {
         }
         let dropped = self.outbox().clear();
         self.engine.account(0, dropped);
+        true
+    }
+
+    /// The second half: out of the tables and rooms, the handler told, the waiters woken.
+    fn forget(self: &Arc<Self>, reason: Reason) {
         self.engine.remove(self);
         self.end_socket(reason);
         self.inbound.notify_one();
         self.outgoing.notify_one();
     }
 
-    /// Tells the handler the socket is gone, once, if it was connected.
+    /// Tells the handler the socket is gone, once per connect, if it was connected; its state
+    /// goes with it.
     pub(super) fn end_socket(self: &Arc<Self>, reason: Reason) {
         let was = {
             let mut st = self.state();
             std::mem::replace(&mut st.socket, SocketPhase::Waiting)
         };
-        if was == SocketPhase::Connected && !self.ended.swap(true, Ordering::AcqRel) {
-            // Not under any lock of ours: the handler leaves rooms and broadcasts.
+        let ext = self.ext_slot().take();
+        if let (SocketPhase::Connected, Some(ext)) = (was, ext) {
             let handler = self.engine.handler.clone();
             let s = self.clone();
-            // Run on a task: this may be called while a room's members are being iterated.
-            tokio::spawn(async move { handler.disconnect(&s, reason) });
+            // On a task: this may be called while a room's members are being iterated, and the
+            // handler leaves rooms and broadcasts.
+            tokio::spawn(async move { handler.disconnect(&s, ext, reason) });
         }
     }
 }

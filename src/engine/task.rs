@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use serde_json::Value;
 
-use super::session::{Phase, SocketPhase, TransportKind};
+use super::session::{Head, Phase, SocketPhase, TransportKind};
 use super::websocket::{self, Read, Ws};
 use super::{Incoming, Later, Reason, Session, Sid, Step, frame};
 use crate::wire::{EioPacket, MessageData, SioKind, SioPacket, engineio, socketio};
@@ -211,14 +211,30 @@ async fn on_sio(s: &Arc<Session>, r: &mut Reader, p: SioPacket) -> Result<(), Re
         }
         return Ok(());
     }
+    if p.kind.is_binary() && !p.data.as_deref().is_some_and(|d| socketio::placeholders_fit(d, p.attachments)) {
+        return Err(Reason::TransportError);
+    }
     match p.kind {
         SioKind::Connect => {
             connect(s, p.data.as_deref());
             Ok(())
         }
-        SioKind::Disconnect => Err(Reason::ClientDisconnect),
+        SioKind::Disconnect => {
+            if s.state().socket != SocketPhase::Connected {
+                return Err(Reason::TransportError);
+            }
+            // The socket goes; the connection stays, and may connect again.
+            s.end_socket(Reason::ClientDisconnect);
+            s.state().waiting_since = Some(Instant::now());
+            Ok(())
+        }
         SioKind::Event | SioKind::BinaryEvent => {
-            let event = if s.state().socket == SocketPhase::Connected { incoming(&p) } else { None };
+            // An event for a socket that is not connected is a client out of step: the reference
+            // server closes its connection too.
+            if s.state().socket != SocketPhase::Connected {
+                return Err(Reason::TransportError);
+            }
+            let event = incoming(&p);
             if p.kind == SioKind::BinaryEvent && p.attachments > 0 {
                 if p.attachments > MAX_ATTACHMENTS {
                     return Err(Reason::TransportError);
@@ -259,9 +275,9 @@ fn connect(s: &Arc<Session>, auth: Option<&serde_json::value::RawValue>) {
         if st.socket == SocketPhase::Connected || st.phase != Phase::Open {
             return;
         }
-        st.head.take()
+        // A socket that connects again after a DISCONNECT has no handshake head any more.
+        st.head.take().unwrap_or_else(|| Head::empty(st.transport == TransportKind::Websocket))
     };
-    let Some(head) = head else { return };
     let handler = s.engine().handler.clone();
     match handler.connect(s, auth, &head) {
         Ok(()) => {

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::{Identity, bearer};
 use crate::clock::{iso_now, now_ms};
-use crate::engine::{Finish, Handler, Head, Incoming, Reason, Session, Step};
+use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
 use crate::metrics::{self, Refusal};
 use crate::server::PeerAddr;
@@ -83,7 +83,7 @@ impl Conn {
 }
 
 /// The socket's state, for a session that has connected.
-pub fn conn(s: &Session) -> Option<&Conn> {
+pub fn conn(s: &Session) -> Option<Arc<Conn>> {
     s.ext::<Conn>()
 }
 
@@ -179,7 +179,7 @@ impl Handler for Gallery {
         let Some(photo) = photo else {
             return Step::Now(Box::new(move || {
                 let r = match conn_of(&s) {
-                    Some(conn) => run(&app, &s, conn, &ev),
+                    Some(conn) => run(&app, &s, &conn, &ev),
                     None => Ok(Value::Null),
                 };
                 reply(&s, &name, ack, r)
@@ -203,20 +203,20 @@ impl Handler for Gallery {
         }))
     }
 
-    fn disconnect(&self, s: &Arc<Session>, reason: Reason) {
-        let Some(conn) = conn(s) else { return };
+    fn disconnect(&self, s: &Arc<Session>, ext: Ext, reason: Reason) {
+        let Ok(conn) = ext.downcast::<Conn>() else { return };
         tracing::debug!(sid = %s.sid, ?reason, "socket disconnected");
         if reason == Reason::SlowConsumer {
             self.0.limiters.note_refusal(Refusal::Connection, "slow_consumer");
         }
         let rooms: Vec<Slug> = conn.rooms().clone();
         for slug in rooms {
-            leave(&self.0, s, conn, &slug);
+            leave(&self.0, s, &conn, &slug);
         }
     }
 }
 
-fn conn_of(s: &Arc<Session>) -> Option<&Conn> {
+fn conn_of(s: &Arc<Session>) -> Option<Arc<Conn>> {
     conn(s)
 }
 

@@ -179,8 +179,8 @@ pub fn pass(app: &App, scope: &Scope) -> usize {
     let mut cut = 0;
     for s in engine.sockets() {
         let Some(conn) = crate::socket::conn(&s) else { continue };
-        if lost_access(conn, scope, &mut reads, guests_checked, now) {
-            cut_off(app, &s, conn);
+        if lost_access(&conn, scope, &mut reads, guests_checked, now) {
+            cut_off(app, &s, &conn);
             cut += 1;
         }
     }

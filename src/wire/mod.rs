@@ -37,8 +37,6 @@ pub enum DecodeError {
     UnknownSioType(char),
     #[error("missing or invalid binary attachment count")]
     Attachments,
-    #[error("namespace is not terminated by a comma")]
-    NamespaceComma,
     #[error("namespace contains a control character")]
     NamespaceControl,
     #[error("acknowledgement id is larger than 2^53 - 1")]

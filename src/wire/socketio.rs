@@ -115,7 +115,8 @@ pub fn decode(text: &str) -> Result<SioPacket, DecodeError> {
 
     let mut namespace = String::from("/");
     if rest.starts_with('/') {
-        let (nsp, after) = rest.split_once(',').ok_or(DecodeError::NamespaceComma)?;
+        // The namespace runs to a comma, or to the end of a packet that carries nothing else.
+        let (nsp, after) = rest.split_once(',').unwrap_or((rest, ""));
         // A namespace may be echoed back (CONNECT_ERROR); a control character such as the
         // polling separator would let it split the client's payload.
         if nsp.chars().any(char::is_control) {
@@ -204,6 +205,22 @@ pub fn event_name(data: &RawValue) -> Option<String> {
     }
     let mut de = serde_json::Deserializer::from_str(data.get());
     de.deserialize_seq(Head).ok().flatten()
+}
+
+/// Whether every placeholder (`{"_placeholder":true,"num":n}`) in a binary packet's data names
+/// one of its `attachments`; the protocol's parser refuses the packet otherwise.
+pub fn placeholders_fit(data: &RawValue, attachments: usize) -> bool {
+    fn walk(v: &serde_json::Value, attachments: usize) -> bool {
+        match v {
+            serde_json::Value::Array(items) => items.iter().all(|i| walk(i, attachments)),
+            serde_json::Value::Object(map) if map.get("_placeholder") == Some(&serde_json::Value::Bool(true)) => {
+                map.get("num").and_then(serde_json::Value::as_u64).is_some_and(|n| (n as usize) < attachments)
+            }
+            serde_json::Value::Object(map) => map.values().all(|i| walk(i, attachments)),
+            _ => true,
+        }
+    }
+    serde_json::from_str::<serde_json::Value>(data.get()).is_ok_and(|v| walk(&v, attachments))
 }
 
 /// Encodes a packet. The namespace `/` is left out, as the protocol's encoder does; a namespace
@@ -379,10 +396,9 @@ mod tests {
             assert!(decode(wire).is_err(), "{why}: {wire}");
         }
         assert!(matches!(decode("9"), Err(DecodeError::UnknownSioType('9'))));
-        assert!(matches!(
-            decode("2/admin[\"a\"]"),
-            Err(DecodeError::NamespaceComma)
-        ));
+        // Without a comma the namespace runs to the end: this event has no data.
+        assert!(matches!(decode("2/admin[\"a\"]"), Err(DecodeError::Payload { .. })));
+        assert_eq!(decode("0/admin").map(|p| p.namespace).ok().as_deref(), Some("/admin"));
         assert!(matches!(
             decode("29007199254740992[\"a\"]"),
             Err(DecodeError::AckIdRange)
