@@ -686,6 +686,15 @@ mod tests {
     }
 
     #[test]
+    fn the_old_packet_count_queue_key_names_its_successor() {
+        let err = load(&[], Some("[limits]\noutgoing_queue = 1024\n"), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("limits.outgoing_queue") && err.contains("outgoing_queue_bytes"), "{err}");
+        let c = load(&[], Some("[limits]\noutgoing_queue_bytes = 2097152\n"), Overrides::default()).unwrap();
+        assert_eq!((c.limits.outgoing_queue_bytes, c.limits.outgoing_total_bytes), (2 << 20, 256 << 20));
+        assert!(load(&[], Some("[limits]\noutgoing_total_bytes = 1000\n"), Overrides::default()).is_err());
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = load(&[], Some("[limits]\nmax_conections = 3\n"), Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("max_conections"), "{err}");

@@ -231,12 +231,10 @@ async fn poll(s: &Arc<Session>, transport: Option<Transport>) -> Response<Body> 
         if kind != TransportKind::Polling {
             return text(frame::noop());
         }
-        if let Some(mut body) = s.take_payload() {
-            if phase == Phase::Closing {
-                body.push('\u{1e}');
-                body.push_str(&frame::close());
-                s.close(Reason::ServerDisconnect);
-            }
+        // When closing, the last frames go out first and the close packet on the next poll:
+        // socket.io-client handles a payload's close before the packets in front of it, so a
+        // `41` sent together with `1` would be reported as "transport close".
+        if let Some(body) = s.take_payload() {
             return text(body);
         }
         if phase == Phase::Closing {

@@ -51,13 +51,12 @@ impl Outbox {
     /// waiting afterwards.
     pub fn push(&mut self, frame: Utf8Bytes, key: Option<&StateKey>) -> usize {
         let seq = self.head + self.items.len() as u64;
-        if let Some(k) = key {
-            if let Some(old) = self.keyed.insert(k.clone(), seq)
-                && let Some(item) = old.checked_sub(self.head).and_then(|i| self.items.get_mut(i as usize))
-                && let Some(f) = item.frame.take()
-            {
-                self.bytes -= cost(&f);
-            }
+        if let Some(k) = key
+            && let Some(old) = self.keyed.insert(k.clone(), seq)
+            && let Some(item) = old.checked_sub(self.head).and_then(|i| self.items.get_mut(i as usize))
+            && let Some(f) = item.frame.take()
+        {
+            self.bytes -= cost(&f);
         }
         self.bytes += cost(&frame);
         self.items.push_back(Item { frame: Some(frame), key: key.cloned() });
