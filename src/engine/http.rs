@@ -171,14 +171,14 @@ fn handshake(engine: &Arc<Engine>, mut req: Request<Incoming>, websocket: bool) 
         }
         return upgrade(engine, &mut req, move |engine, upgraded, extensions| {
             Box::pin(async move {
-                let mut ws = websocket::accept(upgraded, engine.limits().max_payload).await;
+                let Some(mut sock) = websocket::accept(upgraded, engine.limits().max_payload).await else { return };
                 let s = Session::new(&engine, Head { authorization, extensions, websocket: true });
                 let open = open_packet(&engine, &s, true).encode_polling();
-                if futures_util::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::Text(open.into())).await.is_err() {
+                if futures_util::SinkExt::send(&mut sock.ws, tokio_tungstenite::tungstenite::Message::Text(open.into())).await.is_err() {
                     s.close(Reason::TransportError);
                     return;
                 }
-                task::run(s, Some(Box::new(ws))).await;
+                task::run(s, Some(Box::new(sock))).await;
             })
         });
     }

@@ -12,6 +12,7 @@
 //! A broadcast encodes its frame once ([`frame`]); every recipient's queue holds the same
 //! buffer, and a connection writes everything queued before it flushes once.
 
+mod direct;
 pub mod frame;
 mod http;
 pub mod outbox;

@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::outbox::{Outbox, StateKey};
-use super::websocket::Ws;
+use super::direct::{Direct, Sent};
+use super::websocket::Socket;
 use super::{Engine, Reason, Sid, frame};
 use crate::gate::Transport;
 use crate::wire::EioPacket;
@@ -78,7 +79,10 @@ pub(super) struct State {
     pub rooms: Vec<Arc<str>>,
     pub polling: Option<Box<Polling>>,
     /// A websocket whose probe succeeded, for the task to take over.
-    pub upgraded: Option<Box<Ws>>,
+    pub upgraded: Option<Box<Socket>>,
+    /// The websocket's writer, once the session is on a websocket: frames pushed while nothing
+    /// waits are written through it at once.
+    pub direct: Option<Arc<Direct>>,
     /// Why the session ends, once it does.
     pub reason: Option<Reason>,
 }
@@ -120,6 +124,7 @@ impl Session {
                 rooms: Vec::new(),
                 polling,
                 upgraded: None,
+                direct: None,
                 reason: None,
             }),
             ext: Mutex::new(None),
@@ -171,11 +176,28 @@ impl Session {
     /// Queues a frame. False when the session is closed, or when the frame would take its queue
     /// past its bound: then it is shed.
     pub fn push(self: &Arc<Self>, frame: Utf8Bytes, key: Option<&StateKey>) -> bool {
-        if self.state().phase == Phase::Closed {
-            return false;
-        }
+        let direct = {
+            let st = self.state();
+            if st.phase == Phase::Closed {
+                return false;
+            }
+            st.direct.clone()
+        };
         let limit = self.engine.limits.queue_bytes;
         let mut out = self.outbox();
+        if let Some(d) = direct
+            && out.is_empty()
+        {
+            match d.try_frame(frame.as_bytes()) {
+                Sent::All => return true,
+                Sent::Part => {
+                    drop(out);
+                    self.outgoing.notify_one();
+                    return true;
+                }
+                Sent::No => {}
+            }
+        }
         let before = out.bytes();
         let after = out.push(frame, key);
         drop(out);
@@ -233,6 +255,18 @@ impl Session {
         drop(out);
         self.engine.account(after, before);
         f
+    }
+
+    /// Lets `f` take frames from the queue in order, under the queue's lock (so no frame is
+    /// written directly meanwhile).
+    pub(super) fn with_queue(&self, f: impl FnOnce(&mut dyn FnMut() -> Option<Utf8Bytes>)) {
+        let mut out = self.outbox();
+        let before = out.bytes();
+        f(&mut || out.pop());
+        out.release_if_empty();
+        let after = out.bytes();
+        drop(out);
+        self.engine.account(after, before);
     }
 
     /// Everything queued, as one polling payload (`None` when nothing is).
@@ -331,6 +365,7 @@ impl Session {
             st.reason.get_or_insert(reason);
             st.polling = None;
             st.upgraded = None;
+            st.direct = None;
             st.head = None;
         }
         let dropped = self.outbox().clear();

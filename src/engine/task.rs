@@ -10,7 +10,7 @@ use futures_util::stream::FuturesOrdered;
 use serde_json::Value;
 
 use super::session::{Head, Phase, SocketPhase, TransportKind};
-use super::websocket::{self, Read, Ws};
+use super::websocket::{self, Read, Socket, Ws};
 use super::{Incoming, Later, Reason, Session, Sid, Step, frame};
 use crate::wire::{EioPacket, MessageData, SioKind, SioPacket, engineio, socketio};
 
@@ -36,18 +36,22 @@ struct Reader {
     beat: Instant,
 }
 
-pub async fn run(s: Arc<Session>, mut ws: Option<Box<Ws>>) {
+pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
     let limits = s.engine().limits().clone();
     let mut r = Reader { pipeline: FuturesOrdered::new(), attachments: None, awaiting_pong: false, beat: Instant::now() + limits.ping_interval };
     let mut closing_since: Option<Instant> = None;
     let sleep = tokio::time::sleep_until(r.beat.into());
     tokio::pin!(sleep);
+    if let Some(w) = &ws {
+        s.state().direct = Some(w.direct.clone());
+    }
     loop {
         let (phase, upgraded, waiting_since, inbox) = {
             let mut st = s.state();
             let up = st.upgraded.take();
-            if up.is_some() {
+            if let Some(u) = &up {
                 st.transport = TransportKind::Websocket;
+                st.direct = Some(u.direct.clone());
             }
             let inbox = st.polling.as_mut().map(|p| {
                 p.inbox_bytes = 0;
@@ -72,7 +76,7 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Ws>>) {
             Phase::Closed => break,
             Phase::Closing => {
                 if let Some(w) = ws.as_mut() {
-                    websocket::write_queued(&s, w, limits.ping_timeout).await;
+                    websocket::write_queued(&s, &w.direct, limits.ping_timeout).await;
                     websocket::close(w).await;
                     s.close(Reason::ServerDisconnect);
                     break;
@@ -82,8 +86,8 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Ws>>) {
             Phase::Open => {}
         }
         if let Some(w) = ws.as_mut()
-            && s.queued() > 0
-            && !websocket::write_queued(&s, w, limits.ping_interval + limits.ping_timeout).await
+            && (s.queued() > 0 || w.direct.has_pending())
+            && !websocket::write_queued(&s, &w.direct, limits.ping_interval + limits.ping_timeout).await
         {
             s.close(Reason::TransportError);
             break;
@@ -106,7 +110,7 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Ws>>) {
         let ev = tokio::select! {
             biased;
             _ = s.inbound.notified() => Ev::Wake,
-            read = read_opt(ws.as_deref_mut()) => Ev::Read(read),
+            read = read_opt(ws.as_deref_mut().map(|w| &mut w.ws)) => Ev::Read(read),
             _ = s.outgoing.notified(), if ws.is_some() => Ev::Wake,
             Some(finish) = r.pipeline.next(), if !r.pipeline.is_empty() => {
                 finish();

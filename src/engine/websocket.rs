@@ -12,10 +12,18 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::session::{Phase, TransportKind};
+use super::direct::{Direct, WsIo};
 use super::{Engine, Session};
+use crate::gate::Counted;
 use crate::gate::Transport;
 
-pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+pub type Ws = WebSocketStream<WsIo>;
+
+/// A websocket and the writer its frames go through (see [`super::direct`]).
+pub struct Socket {
+    pub ws: Ws,
+    pub direct: Arc<Direct>,
+}
 
 /// Buffers sized for phones that send tiny messages and receive bursts: a 1 KiB read buffer
 /// (tungstenite's default is 128 KiB per connection), frames gathered up to 16 KiB before a
@@ -29,8 +37,15 @@ pub fn config(max_payload: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_payload))
 }
 
-pub async fn accept(upgraded: Upgraded, max_payload: usize) -> Ws {
-    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config(max_payload))).await
+/// The websocket on an upgraded connection. `None` when the connection did not come through
+/// the accept loop's counted stream, which every served connection does.
+pub async fn accept(upgraded: Upgraded, max_payload: usize) -> Option<Socket> {
+    let parts = upgraded.downcast::<TokioIo<Counted>>().ok()?;
+    let conn = parts.io.into_inner();
+    let direct = Direct::new(&conn);
+    let io = WsIo::new(conn, direct.clone());
+    let ws = WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config(max_payload))).await;
+    Some(Socket { ws, direct })
 }
 
 /// What arrived on a websocket.
@@ -59,14 +74,18 @@ pub async fn read(ws: &mut Ws) -> Read {
     }
 }
 
-/// Writes every frame the session has queued, then flushes once. Bounded in time: a peer that
-/// takes no data for `limit` is given up on.
-pub async fn write_queued(s: &Session, ws: &mut Ws, limit: Duration) -> bool {
+/// Writes everything the session has queued: framed into one buffer (up to a cap) and written
+/// with as few `write` calls as the kernel allows. Bounded in time: a peer that takes no data for
+/// `limit` is given up on.
+pub async fn write_queued(s: &Session, direct: &Direct, limit: Duration) -> bool {
     let work = async {
-        while let Some(f) = s.pop() {
-            ws.feed(Message::Text(f)).await?;
+        loop {
+            s.with_queue(|next| direct.take_from(next));
+            direct.drain().await?;
+            if s.queued() == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
         }
-        ws.flush().await
     };
     matches!(tokio::time::timeout(limit, work).await, Ok(Ok(())))
 }
@@ -74,10 +93,11 @@ pub async fn write_queued(s: &Session, ws: &mut Ws, limit: Duration) -> bool {
 /// The probe of a polling session's upgrade (`2probe` → `3probe`, then `5`): on success the
 /// websocket is handed to the session's task; on failure the session stays on polling.
 pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, transport: Option<Transport>) {
-    let mut ws = accept(upgraded, engine.limits.max_payload).await;
+    let Some(Socket { mut ws, direct }) = accept(upgraded, engine.limits.max_payload).await else { return };
     let wait = engine.limits.ping_interval + engine.limits.ping_timeout;
     let first = tokio::time::timeout(wait, read(&mut ws)).await;
-    if !matches!(&first, Ok(Read::Text(t)) if t.as_str() == "2probe") || ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err() {
+    if !matches!(&first, Ok(Read::Text(t)) if t.as_str() == "2probe") || ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err()
+    {
         return;
     }
     {
@@ -95,7 +115,7 @@ pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, tra
         return;
     }
     if matches!(&upgrade, Ok(Read::Text(t)) if t.as_str() == "5") {
-        st.upgraded = Some(Box::new(ws));
+        st.upgraded = Some(Box::new(Socket { ws, direct }));
         st.downstream = transport;
         drop(st);
         s.inbound.notify_one();
@@ -105,6 +125,10 @@ pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, tra
 }
 
 /// Ends a websocket politely: a close frame once everything queued is out.
-pub async fn close(ws: &mut Ws) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+pub async fn close(sock: &mut Socket) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = sock.ws.close(None).await;
+        sock.direct.drain().await
+    })
+    .await;
 }
