@@ -25,6 +25,9 @@ use crate::gate::{Counted, Wire};
 /// in the queue, where state frames can still be replaced.
 const PENDING_CAP: usize = 64 * 1024;
 
+/// Frames up to this size are copied into one buffer for a direct write.
+const SMALL_FRAME: usize = 1024;
+
 pub struct Direct {
     tcp: Arc<TcpStream>,
     wire: Arc<Wire>,
@@ -84,7 +87,18 @@ impl Direct {
         }
         let (h, n) = header(payload.len());
         let total = n + payload.len();
-        match self.tcp.try_write_vectored(&[IoSlice::new(&h[..n]), IoSlice::new(payload)]) {
+        // One plain `send` of one buffer: most frames are a few hundred bytes, and copying them
+        // costs less than the kernel's vectored path. (The socket is non-blocking.)
+        let mut small = [0u8; SMALL_FRAME];
+        let sock = socket2::SockRef::from(&*self.tcp);
+        let written = if total <= SMALL_FRAME {
+            small[..n].copy_from_slice(&h[..n]);
+            small[n..total].copy_from_slice(payload);
+            sock.send(&small[..total])
+        } else {
+            sock.send_vectored(&[IoSlice::new(&h[..n]), IoSlice::new(payload)])
+        };
+        match written {
             Ok(done) if done == total => Sent::All,
             Ok(done) => {
                 let mut rest = Vec::with_capacity(total - done);
