@@ -29,9 +29,15 @@ const PENDING_CAP: usize = 64 * 1024;
 const SMALL_FRAME: usize = 1024;
 
 pub struct Direct {
-    tcp: Arc<TcpStream>,
     wire: Arc<Wire>,
-    pending: Mutex<Vec<u8>>,
+    /// One lock for the socket and its pending bytes: a direct write takes it anyway, and
+    /// [`Direct::release`] can let the socket go while the session lingers.
+    out: Mutex<Out>,
+}
+
+struct Out {
+    pending: Vec<u8>,
+    tcp: Option<Arc<TcpStream>>,
 }
 
 /// How a direct write went.
@@ -71,17 +77,30 @@ fn append_frame(buf: &mut Vec<u8>, payload: &[u8]) {
 
 impl Direct {
     pub fn new(conn: &Counted) -> Arc<Direct> {
-        Arc::new(Direct { tcp: conn.stream(), wire: conn.wire(), pending: Mutex::new(Vec::new()) })
+        Arc::new(Direct { wire: conn.wire(), out: Mutex::new(Out { pending: Vec::new(), tcp: Some(conn.stream()) }) })
     }
 
-    fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lets go of the socket (the session closed): it is closed once its reader goes too.
+    pub fn release(&self) {
+        let mut out = self.out();
+        out.tcp = None;
+        out.pending = Vec::new();
+    }
+
+    fn gone() -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionAborted, "connection closed")
     }
 
     /// Writes a text frame now if nothing waits before it. The caller holds the session's queue
     /// lock, so no frame can slip in between.
     pub fn try_frame(&self, payload: &[u8]) -> Sent {
-        let mut pending = self.pending();
+        let mut out = self.out();
+        let Out { pending, tcp } = &mut *out;
+        let Some(tcp) = tcp.as_deref() else { return Sent::No };
         if !pending.is_empty() || self.wire.is_killed() {
             return Sent::No;
         }
@@ -90,7 +109,7 @@ impl Direct {
         // One plain `send` of one buffer: most frames are a few hundred bytes, and copying them
         // costs less than the kernel's vectored path. (The socket is non-blocking.)
         let mut small = [0u8; SMALL_FRAME];
-        let sock = socket2::SockRef::from(&*self.tcp);
+        let sock = socket2::SockRef::from(tcp);
         let written = if total <= SMALL_FRAME {
             small[..n].copy_from_slice(&h[..n]);
             small[n..total].copy_from_slice(payload);
@@ -113,27 +132,29 @@ impl Direct {
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.pending().is_empty()
+        !self.out().pending.is_empty()
     }
 
     /// Frames the queue's frames into the pending bytes, up to a cap; `next` gives them in order.
     /// The caller holds the queue lock.
     pub fn take_from(&self, mut next: impl FnMut() -> Option<tokio_tungstenite::tungstenite::Utf8Bytes>) {
-        let mut pending = self.pending();
-        while pending.len() < PENDING_CAP {
+        let mut out = self.out();
+        while out.pending.len() < PENDING_CAP {
             let Some(f) = next() else { break };
-            append_frame(&mut pending, f.as_bytes());
+            append_frame(&mut out.pending, f.as_bytes());
         }
     }
 
     /// Writes pending bytes until none are left or the socket is full. `Ok(true)`: all written.
     fn write_some(&self) -> io::Result<bool> {
-        let mut pending = self.pending();
+        let mut out = self.out();
+        let Out { pending, tcp } = &mut *out;
+        let Some(tcp) = tcp.as_deref() else { return Err(Self::gone()) };
         while !pending.is_empty() {
             if self.wire.is_killed() {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection shed"));
             }
-            match self.tcp.try_write(&pending) {
+            match tcp.try_write(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     pending.drain(..n);
@@ -151,7 +172,8 @@ impl Direct {
     /// Writes every pending byte, waiting for room in the socket as needed.
     pub async fn drain(&self) -> io::Result<()> {
         while !self.write_some()? {
-            self.tcp.writable().await?;
+            let tcp = self.out().tcp.clone().ok_or_else(Self::gone)?;
+            tcp.writable().await?;
         }
         Ok(())
     }
@@ -161,7 +183,8 @@ impl Direct {
             if self.write_some()? {
                 return Poll::Ready(Ok(()));
             }
-            std::task::ready!(self.tcp.poll_write_ready(cx))?;
+            let tcp = self.out().tcp.clone().ok_or_else(Self::gone)?;
+            std::task::ready!(tcp.poll_write_ready(cx))?;
         }
     }
 }
@@ -188,7 +211,7 @@ impl AsyncWrite for WsIo {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // Whole buffers only: tungstenite hands over complete frames, and they must not be split
         // by a direct write. Written out by the next flush or drain.
-        self.direct.pending().extend_from_slice(buf);
+        self.direct.out().pending.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

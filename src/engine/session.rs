@@ -2,7 +2,8 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -80,9 +81,6 @@ pub(super) struct State {
     pub polling: Option<Box<Polling>>,
     /// A websocket whose probe succeeded, for the task to take over.
     pub upgraded: Option<Box<Socket>>,
-    /// The websocket's writer, once the session is on a websocket: frames pushed while nothing
-    /// waits are written through it at once.
-    pub direct: Option<Arc<Direct>>,
     /// Why the session ends, once it does.
     pub reason: Option<Reason>,
 }
@@ -98,6 +96,11 @@ pub struct Session {
     st: Mutex<State>,
     /// The handler's state of the connected socket.
     ext: Mutex<Option<Ext>>,
+    /// Set with the phase `Closed`; read without the state's lock by every push.
+    closed: AtomicBool,
+    /// The websocket's writer, once the session is on a websocket: frames pushed while nothing
+    /// waits are written through it at once.
+    direct: OnceLock<Arc<Direct>>,
 }
 
 /// The handler's per-socket state, as the session holds it.
@@ -124,10 +127,11 @@ impl Session {
                 rooms: Vec::new(),
                 polling,
                 upgraded: None,
-                direct: None,
                 reason: None,
             }),
             ext: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            direct: OnceLock::new(),
         });
         engine.insert(&s);
         s
@@ -176,13 +180,10 @@ impl Session {
     /// Queues a frame. False when the session is closed, or when the frame would take its queue
     /// past its bound: then it is shed.
     pub fn push(self: &Arc<Self>, frame: Utf8Bytes, key: Option<&StateKey>) -> bool {
-        let direct = {
-            let st = self.state();
-            if st.phase == Phase::Closed {
-                return false;
-            }
-            st.direct.clone()
-        };
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let direct = self.direct.get();
         let limit = self.engine.limits.queue_bytes;
         let mut out = self.outbox();
         if let Some(d) = direct
@@ -255,6 +256,11 @@ impl Session {
         drop(out);
         self.engine.account(after, before);
         f
+    }
+
+    /// From now on frames go out through the websocket's writer.
+    pub(super) fn set_direct(&self, direct: Arc<Direct>) {
+        let _ = self.direct.set(direct);
     }
 
     /// Lets `f` take frames from the queue in order, under the queue's lock (so no frame is
@@ -365,8 +371,11 @@ impl Session {
             st.reason.get_or_insert(reason);
             st.polling = None;
             st.upgraded = None;
-            st.direct = None;
             st.head = None;
+        }
+        self.closed.store(true, Ordering::Release);
+        if let Some(d) = self.direct.get() {
+            d.release();
         }
         let dropped = self.outbox().clear();
         self.engine.account(0, dropped);

@@ -43,7 +43,7 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
     let sleep = tokio::time::sleep_until(r.beat.into());
     tokio::pin!(sleep);
     if let Some(w) = &ws {
-        s.state().direct = Some(w.direct.clone());
+        s.set_direct(w.direct.clone());
     }
     loop {
         let (phase, upgraded, waiting_since, inbox) = {
@@ -51,7 +51,7 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
             let up = st.upgraded.take();
             if let Some(u) = &up {
                 st.transport = TransportKind::Websocket;
-                st.direct = Some(u.direct.clone());
+                s.set_direct(u.direct.clone());
             }
             let inbox = st.polling.as_mut().map(|p| {
                 p.inbox_bytes = 0;
