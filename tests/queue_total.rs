@@ -1,0 +1,106 @@
+//! The bound on all sockets' unsent bytes together (`outgoing_total_bytes`): when several readers
+//! stop at once, the largest queues are shed before any one of them reaches its own bound, and a
+//! reader that keeps up is never touched.
+
+mod common;
+#[path = "protocol/support.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::Http;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use support::*;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+const NO_VALIDATION: (&str, &str) = ("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true");
+const MIB: usize = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
+    // Each socket may hold 1 MiB, all of them together 1 MiB too: three stalled readers pass
+    // the total when each holds about a third of it.
+    let server = start("outgoing_queue_bytes = 1048576\noutgoing_total_bytes = 1048576\n", &[NO_VALIDATION]);
+    Http::new(&server).create_event("total", None).await;
+
+    // The reader that keeps up.
+    let (mut live, _) = sio_ws(&server, &guest_auth("live", "total")).await;
+    join(&mut live, "total").await;
+    let (got, bytes, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (g, b, c) = (got.clone(), bytes.clone(), closed.clone());
+    tokio::spawn(async move {
+        loop {
+            match live.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                    let _ = live.send(Message::text("3")).await;
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if event(t.as_str()).is_some_and(|(name, _)| name == "photo:comment") {
+                        b.fetch_add(t.len(), Ordering::AcqRel);
+                        g.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    c.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+    });
+    // Three readers that stop reading, with small receive buffers.
+    let mut stalled = Vec::new();
+    for i in 0..3 {
+        let (mut ws, _) = sio_ws_at(addr(&server), &guest_auth(&format!("stalled-{i}"), "total"), Some(4096)).await;
+        join(&mut ws, "total").await;
+        stalled.push(ws);
+    }
+
+    let (mut admin, _) = sio_ws(&server, &admin_auth()).await;
+    let filler = "y".repeat(1900);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut shed_at_room_bytes = None;
+    while sent < 2000 && started.elapsed() < Duration::from_secs(30) {
+        // Under the admin event limit (200/s, burst 400).
+        while sent >= 300 + (150.0 * started.elapsed().as_secs_f64()) as usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for _ in 0..10 {
+            let frame = json!(["photo:comment", {"eventSlug": "total", "photo_id": "p", "comment": format!("{sent}:{filler}")}]);
+            admin.send(Message::text(format!("42{frame}"))).await.expect("admin send");
+            sent += 1;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.load(Ordering::Acquire) < sent {
+            assert!(Instant::now() < deadline, "the live reader fell behind: {} of {sent}", got.load(Ordering::Acquire));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let reset = stalled.iter().filter(|ws| ws.get_ref().take_error().ok().flatten().is_some()).count();
+        if reset > 0 {
+            shed_at_room_bytes = Some((bytes.load(Ordering::Acquire), reset));
+            break;
+        }
+    }
+    let (room_bytes, reset) = shed_at_room_bytes.unwrap_or_else(|| panic!("no stalled reader was shed after {sent} comments ({} bytes)", bytes.load(Ordering::Acquire)));
+    println!("{reset} stalled reader(s) reset after {room_bytes} bytes went to the room");
+    // Each stalled reader was sent less than its own bound: the total shed it.
+    assert!(room_bytes < MIB, "shed only after {room_bytes} bytes, which its own bound explains");
+    assert!(reset < 3, "all three were shed; the total needed only the largest to go");
+    // Sending goes on: the live reader is still connected and gets every comment.
+    for _ in 0..10 {
+        let frame = json!(["photo:comment", {"eventSlug": "total", "photo_id": "p", "comment": format!("{sent}:after")}]);
+        admin.send(Message::text(format!("42{frame}"))).await.expect("admin send");
+        sent += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.load(Ordering::Acquire) < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(got.load(Ordering::Acquire), sent, "the live reader missed comments");
+    assert!(!closed.load(Ordering::Acquire), "the live reader was disconnected");
+}
