@@ -104,3 +104,55 @@ async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
     assert_eq!(got.load(Ordering::Acquire), sent, "the live reader missed comments");
     assert!(!closed.load(Ordering::Acquire), "the live reader was disconnected");
 }
+
+/// A reader that reads slowly through a small receive buffer makes the server's direct writes
+/// stop part-way through frames: the rest of a frame must go out before any later frame, so the
+/// reader still gets every frame whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_gets_every_frame_whole_and_in_order() {
+    let server = start("", &[NO_VALIDATION]);
+    Http::new(&server).create_event("slow", None).await;
+    let (mut slow, _) = sio_ws_at(addr(&server), &guest_auth("slow", "slow"), Some(4096)).await;
+    join(&mut slow, "slow").await;
+    let (mut admin, _) = sio_ws(&server, &admin_auth()).await;
+    // 300 uploads of 3 to 5 KB, 100 a second: about 1.2 MB in all, more than the kernel holds,
+    // while the reader drains as it goes.
+    const N: usize = 300;
+    let sender = tokio::spawn(async move {
+        let started = Instant::now();
+        for i in 0..N {
+            while i >= 20 + (100.0 * started.elapsed().as_secs_f64()) as usize {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let body = "z".repeat(3000 + (i * 37) % 2000);
+            let frame = json!(["photo:upload:complete", {"eventSlug": "slow", "photo": {"seq": i, "blob": body}}]);
+            admin.send(Message::text(format!("42{frame}"))).await.expect("admin send");
+        }
+        admin
+    });
+    let mut next = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next < N {
+        assert!(Instant::now() < deadline, "only {next} of {N} frames arrived");
+        match tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => slow.send(Message::text("3")).await.expect("pong"),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let Some((name, data)) = event(t.as_str()) else { continue };
+                if name != "photo:upload:complete" {
+                    continue;
+                }
+                assert_eq!(data["photo"]["seq"].as_u64(), Some(next as u64), "out of order");
+                let body = data["photo"]["blob"].as_str().expect("blob");
+                assert_eq!(body.len(), 3000 + (next * 37) % 2000, "frame {next} cut");
+                assert!(body.bytes().all(|b| b == b'z'), "frame {next} corrupted");
+                next += 1;
+                if next % 20 == 0 {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the slow reader's connection ended after {next} frames: {other:?}"),
+        }
+    }
+    drop(sender.await.expect("sender"));
+}

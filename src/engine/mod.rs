@@ -233,7 +233,7 @@ impl Engine {
         let Some(members) = rooms.get(room) else { return 0 };
         let mut n = 0;
         for (sid, s) in members {
-            if Some(*sid) != except && s.push(frame.clone(), key) {
+            if Some(*sid) != except && s.push(frame, key) {
                 n += 1;
             }
         }

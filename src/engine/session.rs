@@ -179,7 +179,7 @@ impl Session {
 
     /// Queues a frame. False when the session is closed, or when the frame would take its queue
     /// past its bound: then it is shed.
-    pub fn push(self: &Arc<Self>, frame: Utf8Bytes, key: Option<&StateKey>) -> bool {
+    pub fn push(self: &Arc<Self>, frame: &Utf8Bytes, key: Option<&StateKey>) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -200,7 +200,7 @@ impl Session {
             }
         }
         let before = out.bytes();
-        let after = out.push(frame, key);
+        let after = out.push(frame.clone(), key);
         drop(out);
         self.engine.account(after, before);
         if after > limit {
@@ -224,7 +224,7 @@ impl Session {
     /// Sends an event to this socket alone.
     pub fn emit<T: Serialize + ?Sized>(self: &Arc<Self>, event: &str, data: &T) -> bool {
         match frame::event(event, data) {
-            Some(f) => self.push(f, None),
+            Some(f) => self.push(&f, None),
             None => {
                 tracing::error!(event, "cannot encode an event");
                 false
@@ -234,13 +234,13 @@ impl Session {
 
     /// Sends a state frame to this socket alone (see [`super::outbox`]).
     pub fn emit_state<T: Serialize + ?Sized>(self: &Arc<Self>, event: &str, data: &T, key: &StateKey) -> bool {
-        frame::event(event, data).is_some_and(|f| self.push(f, Some(key)))
+        frame::event(event, data).is_some_and(|f| self.push(&f, Some(key)))
     }
 
     /// Answers the client's event `id`.
     pub fn ack<T: Serialize + ?Sized>(self: &Arc<Self>, id: u64, data: &T) {
         if let Some(f) = frame::ack(id, data) {
-            self.push(f, None);
+            self.push(&f, None);
         }
     }
 
