@@ -146,7 +146,7 @@ async fn a_slow_reader_gets_every_frame_whole_and_in_order() {
                 assert_eq!(body.len(), 3000 + (next * 37) % 2000, "frame {next} cut");
                 assert!(body.bytes().all(|b| b == b'z'), "frame {next} corrupted");
                 next += 1;
-                if next % 20 == 0 {
+                if next.is_multiple_of(20) {
                     tokio::time::sleep(Duration::from_millis(30)).await;
                 }
             }
