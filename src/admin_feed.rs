@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::clock::{iso_ms, iso_now};
-use crate::socket::ops::{ADMIN_ROOM, broadcast_keyed};
+use crate::types::ADMIN_ROOM;
 use crate::state::App;
 use crate::types::Slug;
 
@@ -104,7 +104,7 @@ pub async fn run(app: App) {
                 Ok(s) => {
                     // A room's summary is state: a newer one replaces the one still waiting.
                     let key = crate::engine::StateKey::from(format!("r:{}", slug.as_str()));
-                    broadcast_keyed(&app, ADMIN_ROOM, None, "admin:room", &s, Some(&key));
+                    app.broadcast_keyed(ADMIN_ROOM, None, "admin:room", &s, Some(&key));
                 }
                 Err(e) => tracing::warn!(room = %slug, error = %e, "cannot summarise room"),
             }

@@ -8,12 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::store::AdminUser;
-use crate::types::{GuestSessionId, LikerKey, Slug};
+use crate::types::{GuestSessionId, LikerKey, Slug, b64url, random_bytes};
 
 /// Who is on the other end of a socket or an HTTP request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,18 +160,6 @@ impl Tokens {
         }
         Some(if data.claims.role == "ADMIN" { Identity::Admin { user_id } } else { Identity::Owner { user_id } })
     }
-}
-
-/// Fills `buf` from the operating system's random source.
-pub fn random_bytes(buf: &mut [u8]) {
-    // The OS source failing is not recoverable in any meaningful way for a server that must mint
-    // unguessable ids; refuse loudly rather than hand out predictable ones.
-    getrandom::fill(buf).expect("operating system random source unavailable");
-}
-
-/// URL-safe base64 without padding.
-pub fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The file in the data directory that keeps the development secret across restarts.

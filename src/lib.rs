@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod passwords;
+pub mod peer;
 pub mod presence;
 pub mod request_guard;
 pub mod server;

@@ -8,7 +8,6 @@ use std::sync::LazyLock;
 
 use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::state::App;
 
 pub struct Metrics {
     registry: Registry,
@@ -107,39 +106,40 @@ pub fn refused(kind: Refusal, reason: &str) {
     }
 }
 
-/// Counts an event by name; unknown names share one label so clients cannot grow the series.
+/// Counts an event by name. The caller passes `"unknown"` for a name outside the protocol's,
+/// so clients cannot grow the series.
 pub fn received(event: &str) {
-    let name = if crate::socket::payload::EVENT_NAMES.contains(&event) { event } else { "unknown" };
-    METRICS.events_received.with_label_values(&[name]).inc();
+    METRICS.events_received.with_label_values(&[event]).inc();
 }
 
-/// Renders the registry, after reading the gauges from `app`.
-pub fn render(app: &App) -> String {
+/// What `/metrics` shows of the server's state, read by its caller: this module records and
+/// renders, and knows nothing of the state it is about.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub websocket: usize,
+    pub polling: usize,
+    pub tcp_connections: usize,
+    pub rooms_in_memory: usize,
+    pub guests_online: usize,
+    pub breaker_open: bool,
+    pub uptime_s: f64,
+    /// Keys of each per-key table, by table name.
+    pub tables: Vec<(&'static str, usize)>,
+}
+
+/// Renders the registry with the gauges set from `g`.
+pub fn render(g: &Gauges) -> String {
     let m = &*METRICS;
-    let (ws, polling) = app.engine().map(|e| e.transport_counts()).unwrap_or((0, 0));
-    m.connections.with_label_values(&["websocket"]).set(ws as i64);
-    m.connections.with_label_values(&["polling"]).set(polling as i64);
-    let (tcp, ips) = app.connection_counts();
-    m.tcp_connections.set(tcp as i64);
-    let (rooms, memberships, sessions) = app.presence.table_sizes();
-    m.rooms_in_memory.set(rooms as i64);
-    m.guests_online.set(app.presence.guests_online() as i64);
-    m.breaker_open.set(i64::from(app.store.breaker().status() == crate::breaker::Status::Open));
-    for (table, n) in [
-        ("connections_per_ip", ips),
-        ("connect_rate_per_ip", app.limiters.connect.len()),
-        ("http_rate_per_ip", app.limiters.http.len()),
-        ("login_rate_per_ip", app.limiters.login.len()),
-        ("gallery_access_per_ip", app.limiters.gallery_access.len()),
-        ("access_code_failures_per_ip", app.limiters.code_failures_ip.len()),
-        ("access_code_failures_per_event", app.limiters.code_failures_event.len()),
-        ("presence_rooms", rooms),
-        ("presence_members", memberships),
-        ("session_sockets", sessions),
-    ] {
-        m.table_keys.with_label_values(&[table]).set(n as i64);
+    m.connections.with_label_values(&["websocket"]).set(g.websocket as i64);
+    m.connections.with_label_values(&["polling"]).set(g.polling as i64);
+    m.tcp_connections.set(g.tcp_connections as i64);
+    m.rooms_in_memory.set(g.rooms_in_memory as i64);
+    m.guests_online.set(g.guests_online as i64);
+    m.breaker_open.set(i64::from(g.breaker_open));
+    for (table, n) in &g.tables {
+        m.table_keys.with_label_values(&[table]).set(*n as i64);
     }
-    m.uptime.set(app.started.elapsed().as_secs_f64());
+    m.uptime.set(g.uptime_s);
     m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
     let mut out = Vec::new();
     let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);

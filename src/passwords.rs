@@ -49,8 +49,8 @@ fn decoy() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         let mut pw = [0u8; 24];
-        crate::auth::random_bytes(&mut pw);
-        hash(&crate::auth::b64url(&pw)).unwrap_or_default()
+        crate::types::random_bytes(&mut pw);
+        hash(&crate::types::b64url(&pw)).unwrap_or_default()
     })
 }
 

@@ -452,7 +452,7 @@ pub fn announce_join(app: &App, s: &Arc<Session>, slug: &Slug, guest: Option<&Gu
         let payload = PresencePayload::new(change.guest_count, slug);
         match now {
             Now::Room => {
-                crate::socket::ops::broadcast_keyed(app, &slug.room(), None, event, &payload, Some(&key));
+                app.broadcast_keyed(&slug.room(), None, event, &payload, Some(&key));
             }
             Now::Joiner => {
                 s.emit_state(event, &payload, &key);
@@ -472,7 +472,7 @@ pub fn announce_leave(app: &App, sid: Sid, slug: &Slug) -> Change {
     let (change, opened) = app.presence.announce(slug, Op::Leave(sid), Instant::now(), |now, change| {
         if now == Now::Room {
             let payload = PresencePayload::new(change.guest_count, slug);
-            crate::socket::ops::broadcast_keyed(app, &slug.room(), None, Kind::Left.event(), &payload, Some(&state_key(slug)));
+            app.broadcast_keyed(&slug.room(), None, Kind::Left.event(), &payload, Some(&state_key(slug)));
         }
     });
     if let Some(lane) = opened {
@@ -490,7 +490,7 @@ pub async fn run_lane(app: App, lane: Arc<Lane>) {
         tokio::time::sleep_until(at.into()).await;
         let next = app.presence.end_window(&lane, Instant::now(), |p, count| {
             let payload = PresencePayload::new(count, &lane.slug);
-            crate::socket::ops::broadcast_keyed(&app, &room, p.except, p.kind.event(), &payload, Some(&key));
+            app.broadcast_keyed(&room, p.except, p.kind.event(), &payload, Some(&key));
         });
         match next {
             Some(t) => at = t,

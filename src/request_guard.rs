@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 
 use crate::gate::Full;
 use crate::metrics::Refusal;
-use crate::server::PeerAddr;
+use crate::peer::PeerAddr;
 use crate::state::App;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

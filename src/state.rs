@@ -96,4 +96,61 @@ impl App {
     pub fn socket_count(&self) -> usize {
         self.sockets.load(Ordering::Relaxed)
     }
+
+    /// The state `/metrics` shows, read now.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let (websocket, polling) = self.engine().map(|e| e.transport_counts()).unwrap_or((0, 0));
+        let (tcp_connections, ips) = self.connection_counts();
+        let (rooms, memberships, sessions) = self.presence.table_sizes();
+        let l = &self.limiters;
+        crate::metrics::Gauges {
+            websocket,
+            polling,
+            tcp_connections,
+            rooms_in_memory: rooms,
+            guests_online: self.presence.guests_online(),
+            breaker_open: self.store.breaker().status() == crate::breaker::Status::Open,
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            tables: vec![
+                ("connections_per_ip", ips),
+                ("connect_rate_per_ip", l.connect.len()),
+                ("http_rate_per_ip", l.http.len()),
+                ("login_rate_per_ip", l.login.len()),
+                ("gallery_access_per_ip", l.gallery_access.len()),
+                ("access_code_failures_per_ip", l.code_failures_ip.len()),
+                ("access_code_failures_per_event", l.code_failures_event.len()),
+                ("presence_rooms", rooms),
+                ("presence_members", memberships),
+                ("session_sockets", sessions),
+            ],
+        }
+    }
+
+    /// Emits `data` as `event` to `room`; returns how many sockets took it.
+    ///
+    /// The frame is encoded once and every member's queue shares it; a member whose queue is
+    /// over its bound is shed by the wire layer instead of holding the room back.
+    pub fn broadcast<T: serde::Serialize + ?Sized>(&self, room: &str, event: &str, data: &T) -> usize {
+        self.broadcast_keyed(room, None, event, data, None)
+    }
+
+    /// [`App::broadcast`] to everyone in `room` but `except`; with a `key`, the frame is state
+    /// and replaces the older frame of that key still waiting in a member's queue.
+    pub fn broadcast_keyed<T: serde::Serialize + ?Sized>(
+        &self,
+        room: &str,
+        except: Option<crate::engine::Sid>,
+        event: &str,
+        data: &T,
+        key: Option<&crate::engine::StateKey>,
+    ) -> usize {
+        let Some(engine) = self.engine() else { return 0 };
+        let Some(frame) = crate::engine::frame::event(event, data) else {
+            tracing::error!(event, "cannot encode a broadcast");
+            return 0;
+        };
+        let delivered = engine.broadcast(room, except, &frame, key);
+        crate::metrics::METRICS.deliveries.inc_by(delivered as u64);
+        delivered
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// An event slug: 1–100 characters of `[a-z0-9-]`. Input is lower-cased first, because the web
@@ -88,8 +89,8 @@ impl GuestSessionId {
     /// A fresh id: `guest_` and 128 random bits, url-safe.
     pub fn generate() -> GuestSessionId {
         let mut bytes = [0u8; 16];
-        crate::auth::random_bytes(&mut bytes);
-        GuestSessionId(format!("guest_{}", crate::auth::b64url(&bytes)))
+        random_bytes(&mut bytes);
+        GuestSessionId(format!("guest_{}", b64url(&bytes)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -169,6 +170,22 @@ impl LikerKey {
         &self.0
     }
 }
+
+/// The room of the studio's admins (event rooms are [`Slug::room`]).
+pub const ADMIN_ROOM: &str = "admin";
+
+/// Fills `buf` from the operating system's random source.
+pub fn random_bytes(buf: &mut [u8]) {
+    // The OS source failing is not recoverable in any meaningful way for a server that must mint
+    // unguessable ids; refuse loudly rather than hand out predictable ones.
+    getrandom::fill(buf).expect("operating system random source unavailable");
+}
+
+/// URL-safe base64 without padding.
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::admin::{SessionJson, store_session};
 use super::{ApiError, ApiResult, body_object, json};
 use crate::metrics::Refusal;
-use crate::server::PeerAddr;
+use crate::peer::PeerAddr;
 use crate::state::App;
 use crate::types::{EventStatus, Slug};
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{ApiError, ApiResult, body_object, json};
 use crate::clock::iso_ms;
 use crate::passwords;
-use crate::server::PeerAddr;
+use crate::peer::PeerAddr;
 use crate::state::App;
 
 const INVALID: &str = "Invalid credentials";

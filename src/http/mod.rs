@@ -17,7 +17,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::auth::{Identity, bearer};
-use crate::server::PeerAddr;
+use crate::peer::PeerAddr;
 use crate::state::App;
 use crate::store::StoreError;
 
@@ -245,7 +245,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                 return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", None);
             }
         }
-        let mut r = Response::new(crate::metrics::render(&app).into());
+        let mut r = Response::new(crate::metrics::render(&app.gauges()).into());
         r.headers_mut().insert("content-type", warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
         r
     });

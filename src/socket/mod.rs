@@ -19,7 +19,7 @@ use crate::clock::{iso_now, now_ms};
 use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
 use crate::metrics::{self, Refusal};
-use crate::server::PeerAddr;
+use crate::peer::PeerAddr;
 use crate::state::App;
 use crate::types::{GuestSessionId, LikerKey, PhotoId, Slug};
 use payload::ClientEvent;
@@ -165,7 +165,7 @@ impl Handler for Gallery {
         if photo.as_ref().is_some_and(|p| conn.liking().contains(p)) {
             return Step::Blocked(ev);
         }
-        metrics::received(&ev.name);
+        metrics::received(if payload::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
         let l = &app.config.limits;
         let verdict = conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
         let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use crate::engine::{Sid, StateKey, frame};
+use crate::engine::{Sid, StateKey};
 
 use crate::auth::Identity;
 use crate::clock::iso_now;
@@ -16,8 +16,7 @@ use crate::state::App;
 use crate::store::{LikeCaps, LikeLimit, StagedToggle, StoreError};
 use crate::types::{PhotoId, Slug};
 
-/// The admin room.
-pub const ADMIN_ROOM: &str = "admin";
+pub use crate::types::ADMIN_ROOM;
 
 /// May `who` see and act as a member of the event `slug`? Checked at every use, so access that
 /// ended is refused even before the janitor disconnects the socket.
@@ -90,25 +89,14 @@ pub struct Relayed {
     pub ack: Value,
 }
 
-/// Emits `data` as `event` to `room`; returns how many sockets took it.
-///
-/// The frame is encoded once and every member's queue shares it; a member whose queue is over
-/// its bound is shed by the wire layer instead of holding the room back.
+/// Emits `data` as `event` to `room` (see [`App::broadcast`]).
 pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
-    broadcast_keyed(app, room, None, event, data, None)
+    app.broadcast(room, event, data)
 }
 
-/// [`broadcast`] to everyone in `room` but `except`; with a `key`, the frame is state and
-/// replaces the older frame of that key still waiting in a member's queue.
+/// [`App::broadcast_keyed`].
 pub fn broadcast_keyed<T: Serialize + ?Sized>(app: &App, room: &str, except: Option<Sid>, event: &str, data: &T, key: Option<&StateKey>) -> usize {
-    let Some(engine) = app.engine() else { return 0 };
-    let Some(frame) = frame::event(event, data) else {
-        tracing::error!(event, "cannot encode a broadcast");
-        return 0;
-    };
-    let delivered = engine.broadcast(room, except, &frame, key);
-    crate::metrics::METRICS.deliveries.inc_by(delivered as u64);
-    delivered
+    app.broadcast_keyed(room, except, event, data, key)
 }
 
 fn require_access(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {
