@@ -34,9 +34,10 @@ pub struct Conn {
     /// Event rooms this socket is in (the admin room is not tracked here). Nearly always one,
     /// so a vector, which costs a tenth of a set's node.
     pub rooms: Mutex<Vec<Slug>>,
-    /// Photos with a like or unlike of this socket still in flight. Another one on the same photo
-    /// waits for it, so a failed flush is undone in the right order.
-    liking: Mutex<Vec<(Slug, PhotoId)>>,
+    /// Ordering keys of this socket's events still in flight (see
+    /// [`ClientEvent::ordering_key`]). Another event with the same key waits for it, so a failed
+    /// flush is undone in the right order.
+    in_flight: Mutex<Vec<(Slug, PhotoId)>>,
     /// Rate limits of this socket's events.
     guard: Mutex<guard::SocketGuard>,
     /// Since when this socket has been in no event room (`None` while it is in one).
@@ -66,18 +67,18 @@ impl Conn {
         lock(&self.roomless_since)
     }
 
-    fn liking(&self) -> std::sync::MutexGuard<'_, Vec<(Slug, PhotoId)>> {
-        lock(&self.liking)
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, Vec<(Slug, PhotoId)>> {
+        lock(&self.in_flight)
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
         lock(&self.guard)
     }
 
-    fn done_liking(&self, photo: &(Slug, PhotoId)) {
-        let mut liking = self.liking();
-        if let Some(i) = liking.iter().position(|p| p == photo) {
-            liking.swap_remove(i);
+    fn landed(&self, key: &(Slug, PhotoId)) {
+        let mut in_flight = self.in_flight();
+        if let Some(i) = in_flight.iter().position(|k| k == key) {
+            in_flight.swap_remove(i);
         }
     }
 }
@@ -148,7 +149,7 @@ impl Handler for Gallery {
             identity,
             ip,
             rooms: Mutex::new(Vec::new()),
-            liking: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(Vec::new()),
             guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
             roomless_since: Mutex::new(Some(std::time::Instant::now())),
             app: app.clone(),
@@ -161,8 +162,8 @@ impl Handler for Gallery {
         let app = &self.0;
         let Some(conn) = conn(s) else { return Step::Now(Box::new(|| {})) };
         let parsed = if ev.binary { Err(WireError::InvalidPayload) } else { payload::parse(&ev.name, ev.data.as_ref()) };
-        let photo = parsed.as_ref().ok().and_then(liked_photo);
-        if photo.as_ref().is_some_and(|p| conn.liking().contains(p)) {
+        let key = parsed.as_ref().ok().and_then(ClientEvent::ordering_key);
+        if key.as_ref().is_some_and(|k| conn.in_flight().contains(k)) {
             return Step::Blocked(ev);
         }
         metrics::received(if payload::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
@@ -176,31 +177,31 @@ impl Handler for Gallery {
             Ok(ev) => ev,
             Err(e) => return Step::Now(Box::new(move || reply(&s, &name, ack, Err(e)))),
         };
-        let Some(photo) = photo else {
-            return Step::Now(Box::new(move || {
+        match ops::plan(&app, &conn.identity, &ev) {
+            ops::Plan::Now => Step::Now(Box::new(move || {
                 let r = match conn_of(&s) {
                     Some(conn) => run(&app, &s, &conn, &ev),
                     None => Ok(Value::Null),
                 };
                 reply(&s, &name, ack, r)
-            }));
-        };
-        // A like or unlike is applied now, in arrival order, and waits for its flush while the
-        // socket's later events are read: one busy socket (the web app's broadcaster) is not
-        // held to one like per flush.
-        conn.liking().push(photo.clone());
-        let staged = ops::stage(&app, &conn.identity, &ev);
-        let who = conn.identity.clone();
-        Step::Later(Box::pin(async move {
-            let durable = ops::make_durable(&app, &who, &ev, staged).await;
-            Box::new(move || {
-                if let Some(conn) = conn_of(&s) {
-                    conn.done_liking(&photo);
+            })),
+            // Applied already; its flush is awaited while the socket's later events are read,
+            // and it finishes (broadcast, answer) in its turn.
+            ops::Plan::Later(waiting) => {
+                if let Some(k) = &key {
+                    conn.in_flight().push(k.clone());
                 }
-                let r = durable.map(|d| ops::announce_like(&app, &d).ack);
-                reply(&s, &name, ack, r)
-            }) as Finish
-        }))
+                Step::Later(Box::pin(async move {
+                    let finishing = waiting.await;
+                    Box::new(move || {
+                        if let (Some(conn), Some(k)) = (conn_of(&s), &key) {
+                            conn.landed(k);
+                        }
+                        reply(&s, &name, ack, finishing())
+                    }) as Finish
+                }))
+            }
+        }
     }
 
     fn disconnect(&self, s: &Arc<Session>, ext: Ext, reason: Reason) {
@@ -261,15 +262,7 @@ fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &Wi
     }
 }
 
-/// The photo a like or unlike acts on.
-fn liked_photo(ev: &ClientEvent) -> Option<(Slug, PhotoId)> {
-    match ev {
-        ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => Some((slug.clone(), photo.clone())),
-        _ => None,
-    }
-}
-
-/// Runs an event that is not a like.
+/// Runs an event that finishes at once.
 fn run(app: &App, s: &Arc<Session>, conn: &Conn, ev: &ClientEvent) -> Result<Value, WireError> {
     match ev {
         ClientEvent::Join(slug) => join(app, s, conn, slug),

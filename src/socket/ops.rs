@@ -174,6 +174,31 @@ pub async fn relay_staged(app: &App, who: &Identity, ev: &ClientEvent, staged: O
     }
 }
 
+/// The finishing half of an event that waits: its broadcast, which makes its acknowledgement.
+pub type Finishing = Box<dyn FnOnce() -> Result<Value, WireError> + Send>;
+
+/// How an event runs.
+pub enum Plan {
+    /// At once, in its turn ([`relay_now`], or the socket's own membership events).
+    Now,
+    /// Applied now; this waits (for the disk) and then gives the finishing half.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Finishing> + Send>>),
+}
+
+/// Decides how an event runs, and for one that waits, applies it now: likes and unlikes are
+/// staged on arrival, so a socket's next like is applied while this one is being flushed.
+pub fn plan(app: &App, who: &Identity, ev: &ClientEvent) -> Plan {
+    if !matches!(ev, ClientEvent::Like { .. } | ClientEvent::Unlike { .. }) {
+        return Plan::Now;
+    }
+    let staged = stage(app, who, ev);
+    let (app, who, ev) = (app.clone(), who.clone(), ev.clone());
+    Plan::Later(Box::pin(async move {
+        let durable = make_durable(&app, &who, &ev, staged).await;
+        Box::new(move || durable.map(|d| announce_like(&app, &d).ack)) as Finishing
+    }))
+}
+
 /// A like, unlike or admin count that is on disk: what its broadcast and answer need.
 pub struct Durable {
     slug: Slug,

@@ -44,6 +44,17 @@ impl ClientEvent {
     }
 }
 
+impl ClientEvent {
+    /// What this event must not overtake an earlier event of the same socket on: a like's or
+    /// unlike's photo (their effects are applied on arrival and undone if their flush fails).
+    pub fn ordering_key(&self) -> Option<(Slug, PhotoId)> {
+        match self {
+            ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => Some((slug.clone(), photo.clone())),
+            _ => None,
+        }
+    }
+}
+
 /// Every event name a client may send.
 pub const EVENT_NAMES: [&str; 10] = [
     "event:join",
