@@ -104,7 +104,7 @@ pub async fn run(app: App) {
                 Ok(s) => {
                     // A room's summary is state: a newer one replaces the one still waiting.
                     let key = crate::engine::StateKey::from(format!("r:{}", slug.as_str()));
-                    app.broadcast_keyed(ADMIN_ROOM, None, "admin:room", &s, Some(&key));
+                    app.broadcast_keyed(ADMIN_ROOM, None, crate::protocol::names::ADMIN_ROOM, &s, Some(&key));
                 }
                 Err(e) => tracing::warn!(room = %slug, error = %e, "cannot summarise room"),
             }

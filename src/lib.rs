@@ -22,6 +22,7 @@ pub mod notify;
 pub mod passwords;
 pub mod peer;
 pub mod presence;
+pub mod protocol;
 pub mod request_guard;
 pub mod server;
 pub mod shutdown;

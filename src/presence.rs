@@ -15,10 +15,11 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use crate::engine::{Session, Sid, StateKey};
 
 use crate::clock::iso_now;
+use crate::protocol::names;
+use crate::protocol::outgoing::Presence as PresencePayload;
 use crate::state::App;
 use crate::types::{GuestSessionId, Slug};
 
@@ -239,8 +240,8 @@ pub enum Kind {
 impl Kind {
     pub fn event(self) -> &'static str {
         match self {
-            Kind::Joined => "guest:joined",
-            Kind::Left => "guest:left",
+            Kind::Joined => names::GUEST_JOINED,
+            Kind::Left => names::GUEST_LEFT,
         }
     }
 }
@@ -422,18 +423,8 @@ impl Presence {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PresencePayload<'a> {
-    guest_count: usize,
-    event_slug: &'a str,
-    timestamp: String,
-}
-
-impl PresencePayload<'_> {
-    fn new(guest_count: usize, slug: &Slug) -> PresencePayload<'_> {
-        PresencePayload { guest_count, event_slug: slug.as_str(), timestamp: iso_now() }
-    }
+fn presence_payload(guest_count: usize, slug: &Slug) -> PresencePayload<'_> {
+    PresencePayload { guest_count, event_slug: slug.as_str(), timestamp: iso_now() }
 }
 
 /// A room's guest count is state: `guest:joined` and `guest:left` replace each other in a
@@ -449,7 +440,7 @@ pub fn announce_join(app: &App, s: &Arc<Session>, slug: &Slug, guest: Option<&Gu
     let event = Kind::Joined.event();
     let key = state_key(slug);
     let (change, opened) = app.presence.announce(slug, Op::Join(s.sid, guest), Instant::now(), |now, change| {
-        let payload = PresencePayload::new(change.guest_count, slug);
+        let payload = presence_payload(change.guest_count, slug);
         match now {
             Now::Room => {
                 app.broadcast_keyed(&slug.room(), None, event, &payload, Some(&key));
@@ -471,7 +462,7 @@ pub fn announce_join(app: &App, s: &Arc<Session>, slug: &Slug, guest: Option<&Gu
 pub fn announce_leave(app: &App, sid: Sid, slug: &Slug) -> Change {
     let (change, opened) = app.presence.announce(slug, Op::Leave(sid), Instant::now(), |now, change| {
         if now == Now::Room {
-            let payload = PresencePayload::new(change.guest_count, slug);
+            let payload = presence_payload(change.guest_count, slug);
             app.broadcast_keyed(&slug.room(), None, Kind::Left.event(), &payload, Some(&state_key(slug)));
         }
     });
@@ -489,7 +480,7 @@ pub async fn run_lane(app: App, lane: Arc<Lane>) {
     loop {
         tokio::time::sleep_until(at.into()).await;
         let next = app.presence.end_window(&lane, Instant::now(), |p, count| {
-            let payload = PresencePayload::new(count, &lane.slug);
+            let payload = presence_payload(count, &lane.slug);
             app.broadcast_keyed(&room, p.except, p.kind.event(), &payload, Some(&key));
         });
         match next {

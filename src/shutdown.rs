@@ -25,26 +25,29 @@ impl Shutdown {
         let _ = rx.wait_for(|v| *v).await;
     }
 
-    /// Fires on SIGTERM or SIGINT.
+    /// Fires on SIGTERM or SIGINT. The handlers are installed before this returns, so a signal
+    /// that comes right after the server says it listens is not taken by the default action
+    /// (which would end the process without a flush).
     pub fn on_signals(&self) {
         let me = self.clone();
-        tokio::spawn(async move {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                    tracing::error!("cannot install signal handlers");
-                    return;
-                };
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            tokio::spawn(async move {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
                     _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
                 }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+                me.trigger();
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
             me.trigger();
         });
     }

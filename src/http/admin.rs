@@ -7,7 +7,9 @@ use warp::Reply;
 
 use super::{ApiError, ApiResult, body_object, json, require_admin};
 use crate::clock::{iso_ms, now_ms, parse_iso};
-use crate::socket::{ops, payload};
+use crate::protocol::outgoing::{self as out, names};
+use crate::protocol as payload;
+use crate::socket::ops;
 use crate::state::App;
 use crate::store::{EventRecord, GuestSession};
 use crate::types::{AccessCode, EventStatus, GuestSessionId, Slug};
@@ -16,8 +18,8 @@ const NAME_MAX: usize = 200;
 
 /// Tells the admin room that the event registry changed, so the admin page re-reads it.
 fn announce(app: &App, action: &str, slug: &Slug) {
-    let payload = serde_json::json!({ "action": action, "slug": slug.as_str(), "timestamp": crate::clock::iso_now() });
-    ops::broadcast(app, ops::ADMIN_ROOM, "admin:event", &payload);
+    let payload = out::RegistryChange { action, slug: slug.as_str(), timestamp: crate::clock::iso_now() };
+    ops::broadcast(app, ops::ADMIN_ROOM, names::ADMIN_EVENT, &payload);
 }
 
 #[derive(Serialize)]

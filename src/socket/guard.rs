@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Bucket, EventLimits};
 use crate::error::WireError;
 use crate::limits::TokenBucket;
-use crate::socket::payload::EVENT_NAMES;
+use crate::protocol::EVENT_NAMES;
 
 /// Which bucket an event draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,14 +3,12 @@
 
 pub mod guard;
 pub mod ops;
-pub mod payload;
 pub mod revoke;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -22,7 +20,8 @@ use crate::metrics::{self, Refusal};
 use crate::peer::PeerAddr;
 use crate::state::App;
 use crate::types::{GuestSessionId, LikerKey, PhotoId, Slug};
-use payload::ClientEvent;
+use crate::protocol::outgoing::{self as out, names};
+use crate::protocol::{self, ClientEvent};
 
 /// Per-socket state, kept in its session by the handshake.
 ///
@@ -161,12 +160,12 @@ impl Handler for Gallery {
     fn event(&self, s: &Arc<Session>, ev: Incoming) -> Step {
         let app = &self.0;
         let Some(conn) = conn(s) else { return Step::Now(Box::new(|| {})) };
-        let parsed = if ev.binary { Err(WireError::InvalidPayload) } else { payload::parse(&ev.name, ev.data.as_ref()) };
+        let parsed = if ev.binary { Err(WireError::InvalidPayload) } else { protocol::parse(&ev.name, ev.data.as_ref()) };
         let key = parsed.as_ref().ok().and_then(ClientEvent::ordering_key);
         if key.as_ref().is_some_and(|k| conn.in_flight().contains(k)) {
             return Step::Blocked(ev);
         }
-        metrics::received(if payload::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
+        metrics::received(if protocol::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
         let l = &app.config.limits;
         let verdict = conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
         let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);
@@ -224,7 +223,7 @@ fn conn_of(s: &Arc<Session>) -> Option<Arc<Conn>> {
 /// Sends an `error` reply, at most one per second per event name (the rest are dropped).
 fn send_error(s: &Arc<Session>, event: &str, err: &WireError) {
     if conn(s).is_some_and(|c| c.guard().may_reply(event)) {
-        s.emit("error", &err.payload(event));
+        s.emit(names::ERROR, &err.payload(event));
     }
 }
 
@@ -283,18 +282,6 @@ fn run(app: &App, s: &Arc<Session>, conn: &Conn, ev: &ClientEvent) -> Result<Val
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Snapshot<'a> {
-    event_slug: &'a str,
-    guest_count: usize,
-    total_guests: u64,
-    peak_guests: u64,
-    likes: serde_json::Map<String, Value>,
-    liked_by_me: Vec<String>,
-    timestamp: String,
-}
-
 fn guest_of(identity: &Identity) -> Option<&GuestSessionId> {
     match identity {
         Identity::Guest { session, .. } => Some(session),
@@ -323,7 +310,7 @@ fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Value, 
     let max = app.config.snapshot_max_photos;
     let likes = app.store.room_likes(slug, max)?.into_iter().map(|(p, c)| (p.as_str().to_string(), Value::from(c))).collect();
     let liked_by_me = app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
-    let snapshot = Snapshot {
+    let snapshot = out::Snapshot {
         event_slug: slug.as_str(),
         guest_count: change.guest_count,
         total_guests: record.total_guests,
@@ -332,7 +319,7 @@ fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Value, 
         liked_by_me,
         timestamp: iso_now(),
     };
-    s.emit("event:snapshot", &snapshot);
+    s.emit(names::SNAPSHOT, &snapshot);
     Ok(serde_json::json!({ "ok": true, "guestCount": change.guest_count }))
 }
 

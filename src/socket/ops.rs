@@ -10,7 +10,8 @@ use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::config::GuestComments;
 use crate::error::WireError;
-use crate::socket::payload::ClientEvent;
+use crate::protocol::outgoing::{self as out, names};
+use crate::protocol::ClientEvent;
 use crate::socket::revoke;
 use crate::state::App;
 use crate::store::{LikeCaps, LikeLimit, StagedToggle, StoreError};
@@ -35,51 +36,6 @@ pub fn can_manage(app: &App, who: &Identity, slug: &Slug) -> Result<bool, StoreE
         Identity::Guest { .. } => Ok(false),
         Identity::Owner { user_id } => Ok(revoke::event_owned_by(app.store.event(slug)?.as_ref(), user_id)),
     }
-}
-
-#[derive(Serialize)]
-struct LikePayload<'a> {
-    photo_id: &'a str,
-    #[serde(rename = "likeCount")]
-    like_count: u64,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-struct CommentPayload<'a> {
-    photo_id: &'a str,
-    comment: &'a Value,
-    #[serde(rename = "eventSlug")]
-    event_slug: &'a str,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-struct ProgressPayload<'a> {
-    photo_id: &'a str,
-    progress: &'a Value,
-    filename: &'a str,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-struct CompletePayload<'a> {
-    photo: &'a Value,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-struct UpdatePayload<'a> {
-    updates: &'a Value,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-struct NotificationPayload<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    data: &'a Value,
-    timestamp: String,
 }
 
 /// What a relayed event did: who it went to, and an acknowledgement for the sender.
@@ -107,24 +63,14 @@ fn require_manage(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireErro
     if can_manage(app, who, slug)? { Ok(()) } else { Err(WireError::AccessDenied) }
 }
 
-#[derive(Serialize)]
-struct AdminLikePayload<'a> {
-    #[serde(rename = "eventSlug")]
-    event_slug: &'a str,
-    photo_id: &'a str,
-    #[serde(rename = "likeCount")]
-    like_count: u64,
-    timestamp: String,
-}
-
 fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
     // A photo's count is state: a reader that is behind gets the latest, not every step.
     let key: StateKey = format!("l:{}/{}", slug.as_str(), photo.as_str()).into();
-    let payload = LikePayload { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    let recipients = broadcast_keyed(app, &slug.room(), None, "photo:like", &payload, Some(&key));
-    let mirror = AdminLikePayload { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
+    let payload = out::Like { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
+    let recipients = broadcast_keyed(app, &slug.room(), None, names::PHOTO_LIKE, &payload, Some(&key));
+    let mirror = out::AdminLike { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
     let admin_key: StateKey = format!("al:{}/{}", slug.as_str(), photo.as_str()).into();
-    broadcast_keyed(app, ADMIN_ROOM, None, "admin:like", &mirror, Some(&admin_key));
+    broadcast_keyed(app, ADMIN_ROOM, None, names::ADMIN_LIKE, &mirror, Some(&admin_key));
     app.admin_feed.touch(slug);
     recipients
 }
@@ -249,14 +195,14 @@ pub fn relay_now(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed,
         ClientEvent::Comment { slug, photo, comment } => {
             require_access(app, who, slug)?;
             let mode = if who.is_admin() { GuestComments::Broadcast } else { app.config.guest_comments };
-            let payload = CommentPayload { photo_id: photo.as_str(), comment, event_slug: slug.as_str(), timestamp: iso_now() };
+            let payload = out::Comment { photo_id: photo.as_str(), comment, event_slug: slug.as_str(), timestamp: iso_now() };
             let recipients = match mode {
                 GuestComments::Off => return Err(WireError::CommentsOff),
-                GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, "photo:comment", &payload),
+                GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, names::PHOTO_COMMENT, &payload),
                 GuestComments::Broadcast => {
-                    let n = broadcast(app, &slug.room(), "photo:comment", &payload);
+                    let n = broadcast(app, &slug.room(), names::PHOTO_COMMENT, &payload);
                     // The admin page's feed: every comment, whichever room it went to.
-                    broadcast(app, ADMIN_ROOM, "admin:comment", &payload);
+                    broadcast(app, ADMIN_ROOM, names::ADMIN_COMMENT, &payload);
                     n
                 }
             };
@@ -264,28 +210,28 @@ pub fn relay_now(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed,
         }
         ClientEvent::UploadProgress { slug, photo, progress, filename } => {
             require_manage(app, who, slug)?;
-            let payload = ProgressPayload { photo_id: photo.as_str(), progress, filename, timestamp: iso_now() };
-            let recipients = broadcast(app, &slug.room(), "photo:upload:progress", &payload);
+            let payload = out::Progress { photo_id: photo.as_str(), progress, filename, timestamp: iso_now() };
+            let recipients = broadcast(app, &slug.room(), names::UPLOAD_PROGRESS, &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::UploadComplete { slug, photo } => {
             require_manage(app, who, slug)?;
-            let payload = CompletePayload { photo, timestamp: iso_now() };
-            let recipients = broadcast(app, &slug.room(), "photo:upload:complete", &payload);
+            let payload = out::Complete { photo, timestamp: iso_now() };
+            let recipients = broadcast(app, &slug.room(), names::UPLOAD_COMPLETE, &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::EventUpdate { slug, updates } => {
             require_manage(app, who, slug)?;
-            let payload = UpdatePayload { updates, timestamp: iso_now() };
-            let recipients = broadcast(app, &slug.room(), "event:update", &payload);
+            let payload = out::Update { updates, timestamp: iso_now() };
+            let recipients = broadcast(app, &slug.room(), names::EVENT_UPDATE, &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::AdminNotification { kind, data } => {
             if !who.is_admin() {
                 return Err(WireError::AdminRequired);
             }
-            let payload = NotificationPayload { kind, data, timestamp: iso_now() };
-            let recipients = broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
+            let payload = out::Notification { kind, data, timestamp: iso_now() };
+            let recipients = broadcast(app, ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
             Ok(Relayed { recipients, ack: ack(None) })
         }
         ClientEvent::Like { .. } | ClientEvent::Unlike { .. } | ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => {
@@ -313,16 +259,16 @@ fn like_cap_reached(app: &App, slug: &Slug) {
 /// Sends a system notification to the admin room (breaker changes, and the like).
 pub fn system_notice(app: &App, message: &str) {
     let data = serde_json::json!({ "message": message });
-    let payload = NotificationPayload { kind: "system", data: &data, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
+    let payload = out::Notification { kind: "system", data: &data, timestamp: iso_now() };
+    broadcast(app, ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
 }
 
 /// Sends a security notification about an event to the admin room (an attack on its access
 /// code, and the like).
 pub fn security_notice(app: &App, message: &str, slug: &Slug) {
     let data = serde_json::json!({ "message": message, "eventSlug": slug.as_str() });
-    let payload = NotificationPayload { kind: "security", data: &data, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, "admin:notification", &payload);
+    let payload = out::Notification { kind: "security", data: &data, timestamp: iso_now() };
+    broadcast(app, ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
 }
 
 /// Logs every change of the storage breaker and tells the admin room. Runs until shutdown.
