@@ -363,11 +363,7 @@ async fn a_crowd_rejoining_at_once_gets_coalesced_presence_ending_on_the_final_c
         guests.push(tokio::spawn(crowd_guest(addr(&server), i, joined.clone(), stop_rx.clone())));
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while joined.load(Ordering::Acquire) < G {
-        assert!(Instant::now() < deadline, "only {} of {G} guests joined", joined.load(Ordering::Acquire));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::wait_for_count(&joined, G, 30, "guests joined").await;
     let all_joined = started.elapsed();
     // Long enough for the last window to end and send.
     tokio::time::sleep(Duration::from_millis(1500)).await;

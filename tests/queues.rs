@@ -224,11 +224,7 @@ async fn a_reader_paused_while_a_crowd_joins_is_kept_and_ends_on_the_final_count
         guests.push(tokio::spawn(crowd_guest(addr(&server), i, joined.clone(), phase_rx.clone())));
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while joined.load(Ordering::Acquire) < G {
-        assert!(Instant::now() < deadline, "only {} of {G} guests joined", joined.load(Ordering::Acquire));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::wait_for_count(&joined, G, 30, "guests joined").await;
     phase_tx.send(1).expect("phase");
     let expected = (1 + G - LEAVING) as u64;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -411,3 +411,12 @@ impl Sock {
         let _ = self.client.disconnect().await;
     }
 }
+
+/// Waits until `count` reaches `n`; fails the test after `secs` seconds, naming `what`.
+pub async fn wait_for_count(count: &std::sync::atomic::AtomicUsize, n: usize, secs: u64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while count.load(std::sync::atomic::Ordering::Acquire) < n {
+        assert!(std::time::Instant::now() < deadline, "only {} of {n} {what}", count.load(std::sync::atomic::Ordering::Acquire));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
