@@ -6,8 +6,7 @@ mod common;
 #[path = "protocol/support.rs"]
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::Http;
@@ -30,28 +29,8 @@ async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
     // The reader that keeps up.
     let (mut live, _) = sio_ws(&server, &guest_auth("live", "total")).await;
     join(&mut live, "total").await;
-    let (got, bytes, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let (g, b, c) = (got.clone(), bytes.clone(), closed.clone());
-    tokio::spawn(async move {
-        loop {
-            match live.next().await {
-                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                    let _ = live.send(Message::text("3")).await;
-                }
-                Some(Ok(Message::Text(t))) => {
-                    if event(t.as_str()).is_some_and(|(name, _)| name == "photo:comment") {
-                        b.fetch_add(t.len(), Ordering::AcqRel);
-                        g.fetch_add(1, Ordering::AcqRel);
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => {
-                    c.store(true, Ordering::Release);
-                    return;
-                }
-            }
-        }
-    });
+    let live = Reader::spawn(live);
+    let (got, bytes, closed) = (&live.comments, &live.bytes, &live.closed);
     // Three readers that stop reading, with small receive buffers.
     let mut stalled = Vec::new();
     for i in 0..3 {
@@ -102,6 +81,7 @@ async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(got.load(Ordering::Acquire), sent, "the live reader missed comments");
+    assert!(live.in_order.load(Ordering::Acquire), "the live reader got comments out of order");
     assert!(!closed.load(Ordering::Acquire), "the live reader was disconnected");
 }
 

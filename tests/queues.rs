@@ -9,7 +9,7 @@ mod common;
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,48 +23,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const MIB: usize = 1 << 20;
 const NO_VALIDATION: (&str, &str) = ("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true");
-
-/// A reader that keeps up: counts the comments and their bytes, checks their order, answers pings.
-struct Reader {
-    comments: Arc<AtomicUsize>,
-    bytes: Arc<AtomicUsize>,
-    in_order: Arc<AtomicBool>,
-    closed: Arc<AtomicBool>,
-}
-
-impl Reader {
-    fn spawn(mut ws: Ws) -> Reader {
-        let r = Reader { comments: Arc::default(), bytes: Arc::default(), in_order: Arc::new(AtomicBool::new(true)), closed: Arc::default() };
-        let (comments, bytes, in_order, closed) = (r.comments.clone(), r.bytes.clone(), r.in_order.clone(), r.closed.clone());
-        tokio::spawn(async move {
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                        let _ = ws.send(Message::text("3")).await;
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        let Some((name, data)) = event(t.as_str()) else { continue };
-                        if name != "photo:comment" {
-                            continue;
-                        }
-                        let seq = data["comment"].as_str().and_then(|c| c.split(':').next()).and_then(|n| n.parse::<usize>().ok());
-                        if seq != Some(comments.load(Ordering::Acquire)) {
-                            in_order.store(false, Ordering::Release);
-                        }
-                        bytes.fetch_add(t.len(), Ordering::AcqRel);
-                        comments.fetch_add(1, Ordering::AcqRel);
-                    }
-                    Some(Ok(_)) => {}
-                    _ => {
-                        closed.store(true, Ordering::Release);
-                        return;
-                    }
-                }
-            }
-        });
-        r
-    }
-}
 
 /// The admin's comments, paced under the admin event limit (200/s, burst 400) so that none is
 /// refused: this many may have been sent `elapsed` after the start.

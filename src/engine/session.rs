@@ -316,11 +316,6 @@ impl Session {
         std::mem::take(&mut self.state().rooms)
     }
 
-    /// Rooms this session is in.
-    pub fn rooms(&self) -> Vec<Arc<str>> {
-        self.state().rooms.clone()
-    }
-
     /// Server-side disconnect: the client is told (`41`), and the session closes once that is
     /// sent.
     pub fn disconnect(self: &Arc<Self>) {

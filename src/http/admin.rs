@@ -19,7 +19,7 @@ const NAME_MAX: usize = 200;
 /// Tells the admin room that the event registry changed, so the admin page re-reads it.
 fn announce(app: &App, action: &str, slug: &Slug) {
     let payload = out::RegistryChange { action, slug: slug.as_str(), timestamp: crate::clock::iso_now() };
-    ops::broadcast(app, ops::ADMIN_ROOM, names::ADMIN_EVENT, &payload);
+    app.broadcast(ops::ADMIN_ROOM, names::ADMIN_EVENT, &payload);
 }
 
 #[derive(Serialize)]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{ADMIN_ROOM, Relayed, broadcast, require_access};
+use super::{ADMIN_ROOM, Relayed, require_access};
 use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::config::GuestComments;
@@ -18,11 +18,11 @@ pub fn apply(app: &App, who: &Identity, slug: &Slug, photo: &PhotoId, comment: &
     let payload = out::Comment { photo_id: photo.as_str(), comment, event_slug: slug.as_str(), timestamp: iso_now() };
     let recipients = match mode {
         GuestComments::Off => return Err(WireError::CommentsOff),
-        GuestComments::AdminsOnly => broadcast(app, ADMIN_ROOM, names::PHOTO_COMMENT, &payload),
+        GuestComments::AdminsOnly => app.broadcast(ADMIN_ROOM, names::PHOTO_COMMENT, &payload),
         GuestComments::Broadcast => {
-            let n = broadcast(app, &slug.room(), names::PHOTO_COMMENT, &payload);
+            let n = app.broadcast(&slug.room(), names::PHOTO_COMMENT, &payload);
             // The admin page's feed: every comment, whichever room it went to.
-            broadcast(app, ADMIN_ROOM, names::ADMIN_COMMENT, &payload);
+            app.broadcast(ADMIN_ROOM, names::ADMIN_COMMENT, &payload);
             n
         }
     };

@@ -1,7 +1,7 @@
 //! `photo:like` and `photo:unlike` (and an admin's absolute count): checked and applied on
 //! arrival, durable before anything is said, then broadcast with the stored count.
 
-use super::{ADMIN_ROOM, Relayed, broadcast_keyed, require_access, security_notice, touch};
+use super::{ADMIN_ROOM, Relayed, require_access, security_notice, touch};
 use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::engine::StateKey;
@@ -78,10 +78,10 @@ fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
     // A photo's count is state: a reader that is behind gets the latest, not every step.
     let key: StateKey = format!("l:{}/{}", slug.as_str(), photo.as_str()).into();
     let payload = out::Like { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
-    let recipients = broadcast_keyed(app, &slug.room(), None, names::PHOTO_LIKE, &payload, Some(&key));
+    let recipients = app.broadcast_keyed(&slug.room(), None, names::PHOTO_LIKE, &payload, Some(&key));
     let mirror = out::AdminLike { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
     let admin_key: StateKey = format!("al:{}/{}", slug.as_str(), photo.as_str()).into();
-    broadcast_keyed(app, ADMIN_ROOM, None, names::ADMIN_LIKE, &mirror, Some(&admin_key));
+    app.broadcast_keyed(ADMIN_ROOM, None, names::ADMIN_LIKE, &mirror, Some(&admin_key));
     app.admin_feed.touch(slug);
     recipients
 }

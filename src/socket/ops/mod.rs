@@ -7,11 +7,9 @@
 //! [`plan`] and [`relay_now`] for sockets). The socket's own membership events (`event:join`,
 //! `event:leave`, `admin:join`) are the socket layer's.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::Identity;
-use crate::engine::{Sid, StateKey};
 use crate::error::WireError;
 use crate::protocol::ClientEvent;
 use crate::socket::revoke;
@@ -53,16 +51,6 @@ pub fn can_manage(app: &App, who: &Identity, slug: &Slug) -> Result<bool, StoreE
 pub struct Relayed {
     pub recipients: usize,
     pub ack: Value,
-}
-
-/// Emits `data` as `event` to `room` (see [`App::broadcast`]).
-pub fn broadcast<T: Serialize + ?Sized>(app: &App, room: &str, event: &str, data: &T) -> usize {
-    app.broadcast(room, event, data)
-}
-
-/// [`App::broadcast_keyed`].
-pub fn broadcast_keyed<T: Serialize + ?Sized>(app: &App, room: &str, except: Option<Sid>, event: &str, data: &T, key: Option<&StateKey>) -> usize {
-    app.broadcast_keyed(room, except, event, data, key)
 }
 
 fn require_access(app: &App, who: &Identity, slug: &Slug) -> Result<(), WireError> {

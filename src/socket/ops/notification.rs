@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{ADMIN_ROOM, Relayed, broadcast};
+use super::{ADMIN_ROOM, Relayed};
 use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::error::WireError;
@@ -15,7 +15,7 @@ pub fn apply(app: &App, who: &Identity, kind: &str, data: &Value) -> Result<Rela
         return Err(WireError::AdminRequired);
     }
     let payload = out::Notification { kind, data, timestamp: iso_now() };
-    let recipients = broadcast(app, ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
+    let recipients = app.broadcast(ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
     Ok(Relayed { recipients, ack: serde_json::json!({"ok": true}) })
 }
 
@@ -23,7 +23,7 @@ pub fn apply(app: &App, who: &Identity, kind: &str, data: &Value) -> Result<Rela
 pub fn system_notice(app: &App, message: &str) {
     let data = serde_json::json!({ "message": message });
     let payload = out::Notification { kind: "system", data: &data, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
+    app.broadcast(ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
 }
 
 /// Sends a security notification about an event to the admin room (an attack on its access
@@ -31,6 +31,6 @@ pub fn system_notice(app: &App, message: &str) {
 pub fn security_notice(app: &App, message: &str, slug: &Slug) {
     let data = serde_json::json!({ "message": message, "eventSlug": slug.as_str() });
     let payload = out::Notification { kind: "security", data: &data, timestamp: iso_now() };
-    broadcast(app, ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
+    app.broadcast(ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Relayed, broadcast, require_manage};
+use super::{Relayed, require_manage};
 use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::error::WireError;
@@ -13,6 +13,6 @@ use crate::types::Slug;
 pub fn apply(app: &App, who: &Identity, slug: &Slug, updates: &Value) -> Result<Relayed, WireError> {
     require_manage(app, who, slug)?;
     let payload = out::Update { updates, timestamp: iso_now() };
-    let recipients = broadcast(app, &slug.room(), names::EVENT_UPDATE, &payload);
+    let recipients = app.broadcast(&slug.room(), names::EVENT_UPDATE, &payload);
     Ok(Relayed { recipients, ack: serde_json::json!({"ok": true}) })
 }

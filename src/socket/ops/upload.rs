@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Relayed, broadcast, require_manage};
+use super::{Relayed, require_manage};
 use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::error::WireError;
@@ -14,13 +14,13 @@ use crate::types::{PhotoId, Slug};
 pub fn progress(app: &App, who: &Identity, slug: &Slug, photo: &PhotoId, progress: &Value, filename: &str) -> Result<Relayed, WireError> {
     require_manage(app, who, slug)?;
     let payload = out::Progress { photo_id: photo.as_str(), progress, filename, timestamp: iso_now() };
-    let recipients = broadcast(app, &slug.room(), names::UPLOAD_PROGRESS, &payload);
+    let recipients = app.broadcast(&slug.room(), names::UPLOAD_PROGRESS, &payload);
     Ok(Relayed { recipients, ack: serde_json::json!({"ok": true}) })
 }
 
 pub fn complete(app: &App, who: &Identity, slug: &Slug, photo: &Value) -> Result<Relayed, WireError> {
     require_manage(app, who, slug)?;
     let payload = out::Complete { photo, timestamp: iso_now() };
-    let recipients = broadcast(app, &slug.room(), names::UPLOAD_COMPLETE, &payload);
+    let recipients = app.broadcast(&slug.room(), names::UPLOAD_COMPLETE, &payload);
     Ok(Relayed { recipients, ack: serde_json::json!({"ok": true}) })
 }
