@@ -30,14 +30,19 @@ const SMALL_FRAME: usize = 1024;
 
 pub struct Direct {
     wire: Arc<Wire>,
-    /// One lock for the socket and its pending bytes: a direct write takes it anyway, and
-    /// [`Direct::release`] can let the socket go while the session lingers.
+    /// The connection's socket. Not behind the lock, so that [`Direct::warm`] can read it
+    /// without one; [`Direct::release`] shuts it down, and the descriptor is closed once the
+    /// session and its reader are gone.
+    socket: Arc<TcpStream>,
+    /// One lock for the pending bytes: a direct write takes it anyway, and tungstenite's own
+    /// writes go into the same bytes.
     out: Mutex<Out>,
 }
 
 struct Out {
     pending: Vec<u8>,
-    tcp: Option<Arc<TcpStream>>,
+    /// False once the session closed: nothing more is written.
+    open: bool,
 }
 
 /// How a direct write went.
@@ -69,62 +74,97 @@ fn header(len: usize) -> ([u8; 10], usize) {
     }
 }
 
+fn framed_owned(h: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(h.len() + payload.len());
+    v.extend_from_slice(h);
+    v.extend_from_slice(payload);
+    v
+}
+
 fn append_frame(buf: &mut Vec<u8>, payload: &[u8]) {
     let (h, n) = header(payload.len());
     buf.extend_from_slice(&h[..n]);
     buf.extend_from_slice(payload);
 }
 
+/// `payload` as one websocket text frame, header included: a broadcast frames its payload once
+/// and every member's socket is sent the same bytes.
+pub fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(payload.len() + 10);
+    append_frame(&mut buf, payload);
+    buf
+}
+
 impl Direct {
     pub fn new(conn: &Counted) -> Arc<Direct> {
-        Arc::new(Direct { wire: conn.wire(), out: Mutex::new(Out { pending: Vec::new(), tcp: Some(conn.stream()) }) })
+        Arc::new(Direct { wire: conn.wire(), socket: conn.stream(), out: Mutex::new(Out { pending: Vec::new(), open: true }) })
+    }
+
+    /// Reads (plain loads only: no lock, no atomic read-modify-write, which would order the
+    /// loads) the memory a direct write will touch. A broadcast calls it for several members
+    /// before writing to them, so their cache misses overlap instead of coming one after the
+    /// other: with thousands of members, each one's memory is cold by the time its turn comes.
+    pub fn warm(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        usize::from(self.out.is_poisoned()) + usize::from(self.wire.is_killed()) + self.socket.as_raw_fd() as usize
     }
 
     fn out(&self) -> MutexGuard<'_, Out> {
         self.out.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Lets go of the socket (the session closed): it is closed once its reader goes too.
+    /// The session closed: nothing more is written, and the peer is told at once (the
+    /// descriptor itself closes when the session's last holder lets go).
     pub fn release(&self) {
         let mut out = self.out();
-        out.tcp = None;
+        out.open = false;
         out.pending = Vec::new();
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write);
     }
 
     fn gone() -> io::Error {
         io::Error::new(io::ErrorKind::ConnectionAborted, "connection closed")
     }
 
-    /// Writes a text frame now if nothing waits before it. The caller holds the session's queue
-    /// lock, so no frame can slip in between.
-    pub fn try_frame(&self, payload: &[u8]) -> Sent {
+    /// Writes a text frame now if nothing waits before it; `framed` is the same frame with its
+    /// header when the caller has it (a broadcast). The caller holds the session's queue lock,
+    /// so no frame can slip in between.
+    pub fn try_frame(&self, payload: &[u8], framed: Option<&[u8]>) -> Sent {
         let mut out = self.out();
-        let Out { pending, tcp } = &mut *out;
-        let Some(tcp) = tcp.as_deref() else { return Sent::No };
-        if !pending.is_empty() || self.wire.is_killed() {
+        if !out.open || !out.pending.is_empty() || self.wire.is_killed() {
             return Sent::No;
         }
-        let (h, n) = header(payload.len());
-        let total = n + payload.len();
-        // One plain `send` of one buffer: most frames are a few hundred bytes, and copying them
-        // costs less than the kernel's vectored path. (The socket is non-blocking.)
+        let sock = socket2::SockRef::from(&*self.socket);
         let mut small = [0u8; SMALL_FRAME];
-        let sock = socket2::SockRef::from(tcp);
-        let written = if total <= SMALL_FRAME {
-            small[..n].copy_from_slice(&h[..n]);
-            small[n..total].copy_from_slice(payload);
-            sock.send(&small[..total])
-        } else {
-            sock.send_vectored(&[IoSlice::new(&h[..n]), IoSlice::new(payload)])
+        let bytes: &[u8] = match framed {
+            Some(f) => f,
+            None => {
+                let (h, n) = header(payload.len());
+                let total = n + payload.len();
+                if total > SMALL_FRAME {
+                    // Rare (a large reply): the kernel's vectored path is fine for it.
+                    let written = sock.send_vectored(&[IoSlice::new(&h[..n]), IoSlice::new(payload)]);
+                    return Self::sent(&mut out, written, total, || framed_owned(&h[..n], payload));
+                }
+                // One plain `send` of one buffer: copying a small frame costs less than the
+                // kernel's vectored path. (The socket is non-blocking.)
+                small[..n].copy_from_slice(&h[..n]);
+                small[n..total].copy_from_slice(payload);
+                &small[..total]
+            }
         };
+        let written = sock.send(bytes);
+        Self::sent(&mut out, written, bytes.len(), || bytes.to_vec())
+    }
+
+    /// What a direct write of `total` bytes did; a partial write leaves the rest pending.
+    fn sent(out: &mut Out, written: io::Result<usize>, total: usize, whole: impl FnOnce() -> Vec<u8>) -> Sent {
         match written {
             Ok(done) if done == total => Sent::All,
             Ok(done) => {
-                let mut rest = Vec::with_capacity(total - done);
-                rest.extend_from_slice(&h[..n]);
-                rest.extend_from_slice(payload);
+                let mut rest = whole();
                 rest.drain(..done);
-                *pending = rest;
+                out.pending = rest;
                 Sent::Part
             }
             Err(_) => Sent::No,
@@ -148,8 +188,11 @@ impl Direct {
     /// Writes pending bytes until none are left or the socket is full. `Ok(true)`: all written.
     fn write_some(&self) -> io::Result<bool> {
         let mut out = self.out();
-        let Out { pending, tcp } = &mut *out;
-        let Some(tcp) = tcp.as_deref() else { return Err(Self::gone()) };
+        let Out { pending, open } = &mut *out;
+        if !*open {
+            return Err(Self::gone());
+        }
+        let tcp = &*self.socket;
         while !pending.is_empty() {
             if self.wire.is_killed() {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection shed"));
@@ -172,8 +215,7 @@ impl Direct {
     /// Writes every pending byte, waiting for room in the socket as needed.
     pub async fn drain(&self) -> io::Result<()> {
         while !self.write_some()? {
-            let tcp = self.out().tcp.clone().ok_or_else(Self::gone)?;
-            tcp.writable().await?;
+            self.socket.writable().await?;
         }
         Ok(())
     }
@@ -183,8 +225,7 @@ impl Direct {
             if self.write_some()? {
                 return Poll::Ready(Ok(()));
             }
-            let tcp = self.out().tcp.clone().ok_or_else(Self::gone)?;
-            std::task::ready!(tcp.poll_write_ready(cx))?;
+            std::task::ready!(self.socket.poll_write_ready(cx))?;
         }
     }
 }

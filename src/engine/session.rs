@@ -177,9 +177,24 @@ impl Session {
         self.outbox().bytes()
     }
 
+    /// Plain loads of what [`Session::push_framed`] will touch; see [`Direct::warm`].
+    pub(super) fn warm(&self) -> usize {
+        let mut n = self.closed.load(Ordering::Relaxed) as usize + self.out.is_poisoned() as usize;
+        if let Some(d) = self.direct.get() {
+            n += d.warm();
+        }
+        n
+    }
+
     /// Queues a frame. False when the session is closed, or when the frame would take its queue
     /// past its bound: then it is shed.
     pub fn push(self: &Arc<Self>, frame: &Utf8Bytes, key: Option<&StateKey>) -> bool {
+        self.push_framed(frame, None, key)
+    }
+
+    /// [`Session::push`], with the frame's websocket bytes when the caller has them already
+    /// (a broadcast frames its payload once for every member).
+    pub(super) fn push_framed(self: &Arc<Self>, frame: &Utf8Bytes, framed: Option<&[u8]>, key: Option<&StateKey>) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -189,7 +204,7 @@ impl Session {
         if let Some(d) = direct
             && out.is_empty()
         {
-            match d.try_frame(frame.as_bytes()) {
+            match d.try_frame(frame.as_bytes(), framed) {
                 Sent::All => return true,
                 Sent::Part => {
                     drop(out);

@@ -32,6 +32,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 mod fill;
 mod floor;
 mod polling;
+mod tally;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -336,6 +337,14 @@ impl Hist {
         self.sum_us.fetch_add(us, Relaxed);
         self.max_us.fetch_max(us, Relaxed);
     }
+    fn merge(&self, other: &Hist) {
+        for (mine, theirs) in self.b.iter().zip(&other.b) {
+            mine.fetch_add(theirs.load(Relaxed), Relaxed);
+        }
+        self.n.fetch_add(other.n.load(Relaxed), Relaxed);
+        self.sum_us.fetch_add(other.sum_us.load(Relaxed), Relaxed);
+        self.max_us.fetch_max(other.max_us.load(Relaxed), Relaxed);
+    }
     fn add_sparse(&self, v: &Value) {
         if let Some(arr) = v.get("buckets").and_then(Value::as_array) {
             for p in arr {
@@ -546,6 +555,10 @@ async fn open_and_join(t: &Target, src_idx: usize, session: &str, slug: &str) ->
 /// Reads until `stop` fires (then closes, returns true) or the server ends the connection
 /// (returns false). Answers pings; hands every event packet to `on_event`.
 async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, mut on_event: impl FnMut(&str)) -> bool {
+    // Made once: a `changed()` made anew for every message registers with the channel that all
+    // readers share, under its lock, once per delivery.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             m = ws.next() => match m {
@@ -562,7 +575,7 @@ async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, mut on_event: impl Fn
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
                 Some(Ok(_)) => {}
             },
-            _ = stop.changed() => {
+            _ = &mut stopped => {
                 let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                 return true;
             }
@@ -888,16 +901,11 @@ fn count_below(h: &Hist, us: u64) -> u64 {
 struct FanoutState {
     base: Instant,
     sent_ns: Vec<AtomicU64>,
-    lat: Hist,
-    delivered: AtomicU64,
-    rx_total: AtomicU64,
+    tally: tally::Tallies,
     joined: AtomicUsize,
     failed: AtomicUsize,
     dropped: AtomicUsize,
     measuring: AtomicBool,
-    first_delivery_ns: AtomicU64,
-    last_delivery_ns: AtomicU64,
-    bad_ids: AtomicU64,
 }
 
 /// `photo_id":"p<seq>"` → seq.
@@ -920,23 +928,17 @@ enum FanoutGuest {
 /// its latency from the moment the like was sent.
 fn count_like(st: Arc<FanoutState>) -> impl FnMut(&str) {
     move |s| {
-        st.rx_total.fetch_add(1, Relaxed);
-        if !st.measuring.load(Relaxed) || event_name(s) != Some("photo:like") {
-            return;
-        }
-        let now = st.base.elapsed().as_nanos() as u64;
-        match like_seq(s).and_then(|i| st.sent_ns.get(i)) {
-            Some(sent) => {
-                let sent = sent.load(Relaxed);
-                st.lat.record(now.saturating_sub(sent) / 1000);
-                st.delivered.fetch_add(1, Relaxed);
-                st.first_delivery_ns.fetch_min(now, Relaxed);
-                st.last_delivery_ns.fetch_max(now, Relaxed);
+        st.tally.with(|t| {
+            t.event();
+            if !st.measuring.load(Relaxed) || event_name(s) != Some("photo:like") {
+                return;
             }
-            None => {
-                st.bad_ids.fetch_add(1, Relaxed);
+            let now = st.base.elapsed().as_nanos() as u64;
+            match like_seq(s).and_then(|i| st.sent_ns.get(i)) {
+                Some(sent) => t.delivery(now, now.saturating_sub(sent.load(Relaxed)) / 1000),
+                None => t.unknown(),
             }
-        }
+        })
     }
 }
 
@@ -948,16 +950,11 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let st = Arc::new(FanoutState {
         base: Instant::now(),
         sent_ns: (0..total_likes).map(|_| AtomicU64::new(0)).collect(),
-        lat: Hist::new(),
-        delivered: AtomicU64::new(0),
-        rx_total: AtomicU64::new(0),
+        tally: tally::Tallies::new(),
         joined: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         dropped: AtomicUsize::new(0),
         measuring: AtomicBool::new(false),
-        first_delivery_ns: AtomicU64::new(u64::MAX),
-        last_delivery_ns: AtomicU64::new(0),
-        bad_ids: AtomicU64::new(0),
     });
     let fails = Arc::new(Fails::default());
     let poll_stats = Arc::new(polling::PollStats::default());
@@ -1006,7 +1003,7 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let mut last_print = Instant::now();
     while st.joined.load(Relaxed) + st.failed.load(Relaxed) < a.guests && Instant::now() < deadline {
         if last_print.elapsed() >= Duration::from_secs(2) {
-            eprintln!("[fanout] joined {} failed {} of {}  (events received {})", st.joined.load(Relaxed), st.failed.load(Relaxed), a.guests, st.rx_total.load(Relaxed));
+            eprintln!("[fanout] joined {} failed {} of {}  (events received {})", st.joined.load(Relaxed), st.failed.load(Relaxed), a.guests, st.tally.events());
             last_print = Instant::now();
         }
         sleep(Duration::from_millis(20)).await;
@@ -1014,7 +1011,7 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let settle_until = (Instant::now() + Duration::from_secs_f64(a.settle_max)).min(deadline);
     let mut prev = u64::MAX;
     while Instant::now() < settle_until {
-        let now = st.rx_total.load(Relaxed);
+        let now = st.tally.events();
         if now == prev {
             break;
         }
@@ -1080,18 +1077,18 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         }
         sent += 1;
         if sent.is_multiple_of(a.rate.max(1.0) as usize * 5) {
-            eprintln!("[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}", st.delivered.load(Relaxed), sent * guests);
+            eprintln!("[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}", st.tally.delivered(), sent * guests);
         }
     }
     let send_s = send_start.elapsed().as_secs_f64();
     // Drain: until every expected delivery arrived, or no progress for 3 s.
     let expected = (guests * sent) as u64;
-    let mut last = st.delivered.load(Relaxed);
+    let mut last = st.tally.delivered();
     let mut last_change = Instant::now();
     let drain_until = deadline.min(Instant::now() + Duration::from_secs(60));
-    while st.delivered.load(Relaxed) < expected && Instant::now() < drain_until {
+    while st.tally.delivered() < expected && Instant::now() < drain_until {
         sleep(Duration::from_millis(50)).await;
-        let d = st.delivered.load(Relaxed);
+        let d = st.tally.delivered();
         if d != last {
             last = d;
             last_change = Instant::now();
@@ -1106,9 +1103,8 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     // Before the stop, so that the guests' closing POSTs are not counted.
     let poll_json = poll_stats.json();
     let _ = stop_tx.send(true);
-    let delivered = st.delivered.load(Relaxed);
-    let first = st.first_delivery_ns.load(Relaxed);
-    let lastd = st.last_delivery_ns.load(Relaxed);
+    let delivered = st.tally.delivered();
+    let (first, lastd) = st.tally.span_ns();
     let span_s = if lastd > first && first != u64::MAX { (lastd - first) as f64 / 1e9 } else { f64::NAN };
     let window_s = end.at.zip(after_setup.at).map(|(a, b)| a.duration_since(b).as_secs_f64()).unwrap_or(f64::NAN);
     let server_cpu = end.cpu - after_setup.cpu;
@@ -1131,9 +1127,9 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         "delivered": delivered,
         "lost": expected.saturating_sub(delivered),
         "loss_pct": round(if expected > 0 { (expected.saturating_sub(delivered)) as f64 * 100.0 / expected as f64 } else { 0.0 }, 4),
-        "unknown_ids": st.bad_ids.load(Relaxed),
+        "unknown_ids": st.tally.unknown(),
         "delivered_per_s": round(delivered as f64 / span_s, 1),
-        "latency": st.lat.summary(),
+        "latency": st.tally.latency().summary(),
         "setup_s": round(setup_s, 2),
         "machine_busy_pct": machine_pct(&after_setup, &end),
         "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),

@@ -362,10 +362,13 @@ pub async fn open_and_join(t: &Target, src_idx: usize, session: &str, slug: &str
 /// Polls until `stop` fires (then closes the session with POST `1`, returns true) or the server
 /// ends the session or a request fails (returns false). Hands every event packet to `on_event`.
 pub async fn hold(mut g: PollGuest, mut stop: watch::Receiver<bool>, stats: &PollStats, mut on_event: impl FnMut(&str)) -> bool {
+    // Made once, not per poll (see the websocket reader's `hold`).
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         let polled = tokio::select! {
             r = g.poll_once(stats, |s| if s.starts_with("42") { on_event(s) }) => r,
-            _ = stop.changed() => {
+            _ = &mut stopped => {
                 let _ = tokio::time::timeout(Duration::from_secs(2), g.send("1", stats)).await;
                 return true;
             }
