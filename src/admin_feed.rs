@@ -1,21 +1,13 @@
-//! Live room summaries for the admin room (`admin:room`), so the admin page stays current
-//! without polling. Changes mark a room dirty; one task sends each dirty room at most every
-//! 500 ms, and only when an admin is listening.
+//! Which rooms changed since the admin room was last told (see `socket::admin_rooms`, which
+//! sends their summaries), and which events' admins heard that a cap on liked photos was
+//! reached.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::clock::{iso_ms, iso_now};
-use crate::types::ADMIN_ROOM;
-use crate::state::App;
 use crate::types::Slug;
-
-const TOP_PHOTOS: usize = 5;
-const INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 pub struct AdminFeed {
@@ -40,74 +32,13 @@ impl AdminFeed {
         self.like_cap_told.lock().unwrap_or_else(|p| p.into_inner()).insert(slug.clone())
     }
 
-    fn take(&self) -> HashSet<Slug> {
-        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Resolves when a room was marked since the last [`AdminFeed::take`] emptied the set.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
     }
-}
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomSummary {
-    slug: String,
-    guest_count: usize,
-    peak_guests: u64,
-    total_guests: u64,
-    likes: u64,
-    top_photos: Vec<TopPhotoJson>,
-    last_access_at: Option<String>,
-    in_memory: bool,
-    timestamp: String,
-}
-
-#[derive(Serialize)]
-pub struct TopPhotoJson {
-    photo_id: String,
-    #[serde(rename = "likeCount")]
-    like_count: u64,
-}
-
-/// The summary of one room, as `admin:room` carries it.
-pub fn summary(app: &App, slug: &Slug) -> Result<RoomSummary, crate::store::StoreError> {
-    let rec = app.store.room(slug)?.unwrap_or_default();
-    let (likes, top) = app.store.room_like_summary(slug, TOP_PHOTOS)?;
-    Ok(RoomSummary {
-        slug: slug.as_str().to_string(),
-        guest_count: app.presence.guest_count(slug),
-        peak_guests: rec.peak_guests,
-        total_guests: rec.total_guests,
-        likes,
-        top_photos: top.into_iter().map(|(p, c)| TopPhotoJson { photo_id: p.as_str().to_string(), like_count: c }).collect(),
-        last_access_at: (rec.last_access_ms > 0).then(|| iso_ms(rec.last_access_ms)),
-        in_memory: app.presence.is_live(slug),
-        timestamp: iso_now(),
-    })
-}
-
-fn admins_listening(app: &App) -> bool {
-    app.engine().is_some_and(|e| e.room_len(ADMIN_ROOM) > 0)
-}
-
-/// Runs until shutdown.
-pub async fn run(app: App) {
-    loop {
-        tokio::select! {
-            _ = app.admin_feed.wake.notified() => {}
-            _ = app.shutdown.wait() => return,
-        }
-        tokio::time::sleep(INTERVAL).await;
-        let dirty = app.admin_feed.take();
-        if dirty.is_empty() || !admins_listening(&app) {
-            continue;
-        }
-        for slug in dirty {
-            match summary(&app, &slug) {
-                Ok(s) => {
-                    // A room's summary is state: a newer one replaces the one still waiting.
-                    let key = crate::engine::StateKey::from(format!("r:{}", slug.as_str()));
-                    app.broadcast_keyed(ADMIN_ROOM, None, crate::protocol::names::ADMIN_ROOM, &s, Some(&key));
-                }
-                Err(e) => tracing::warn!(room = %slug, error = %e, "cannot summarise room"),
-            }
-        }
+    /// The rooms marked since the last call.
+    pub fn take(&self) -> HashSet<Slug> {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

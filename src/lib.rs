@@ -24,6 +24,7 @@ pub mod peer;
 pub mod presence;
 pub mod protocol;
 pub mod request_guard;
+pub mod revocations;
 pub mod server;
 pub mod shutdown;
 pub mod socket;

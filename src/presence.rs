@@ -15,12 +15,8 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Session, Sid, StateKey};
-
-use crate::clock::iso_now;
+use crate::engine::Sid;
 use crate::protocol::names;
-use crate::protocol::outgoing::Presence as PresencePayload;
-use crate::state::App;
 use crate::types::{GuestSessionId, Slug};
 
 /// How far a room's stored access time may lag its activity.
@@ -333,7 +329,7 @@ impl Window {
 /// one). Sending is a non-blocking push per member, so the lock is held briefly. A window's
 /// message goes to the members at its end: one who left meanwhile is not sent it.
 ///
-/// Each busy room has a timer task of its own ([`run_lane`]): it sleeps until the window ends,
+/// Each busy room has a timer task of its own (`socket::membership::run_lane`): it sleeps until the window ends,
 /// sends what the window gathered, and ends, with the lane, after a window without change. One
 /// task per busy room rather than one for all rooms: it wakes exactly at its room's deadline with
 /// no shared timer queue to keep in order, one large room's broadcast does not hold back the
@@ -355,6 +351,15 @@ impl Lane {
     fn lock(&self) -> MutexGuard<'_, LaneState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    pub fn slug(&self) -> &Slug {
+        &self.slug
+    }
+
+    /// When the lane's current window ends, if one is open.
+    pub fn window_ends(&self) -> Option<Instant> {
+        self.lock().window.ends()
+    }
 }
 
 /// A membership change.
@@ -372,7 +377,7 @@ impl Presence {
     }
 
     /// Applies `op` to the room of `slug` and, under the room's lane, lets `send` send what goes
-    /// out at once. Returns the change, and the lane if a window opened (start [`run_lane`]).
+    /// out at once. Returns the change, and the lane if a window opened (start its timer task).
     pub fn announce(&self, slug: &Slug, op: Op<'_>, now: Instant, send: impl FnOnce(Now, Change)) -> (Change, Option<Arc<Lane>>) {
         let mut send = Some(send);
         loop {
@@ -420,73 +425,6 @@ impl Presence {
     /// Rooms with a presence lane (busy now).
     pub fn busy_rooms(&self) -> usize {
         self.lock().lanes.len()
-    }
-}
-
-fn presence_payload(guest_count: usize, slug: &Slug) -> PresencePayload<'_> {
-    PresencePayload { guest_count, event_slug: slug.as_str(), timestamp: iso_now() }
-}
-
-/// A room's guest count is state: `guest:joined` and `guest:left` replace each other in a
-/// reader's queue (see [`crate::engine::outbox`]).
-fn state_key(slug: &Slug) -> StateKey {
-    StateKey::from(format!("p:{}", slug.as_str()))
-}
-
-/// Adds `s` (already in the room's Socket.IO room) to the room of `slug`, and tells the room:
-/// the joiner at once, before its snapshot; the others at once if the room was quiet, else when
-/// the window ends.
-pub fn announce_join(app: &App, s: &Arc<Session>, slug: &Slug, guest: Option<&GuestSessionId>) -> Change {
-    let event = Kind::Joined.event();
-    let key = state_key(slug);
-    let (change, opened) = app.presence.announce(slug, Op::Join(s.sid, guest), Instant::now(), |now, change| {
-        let payload = presence_payload(change.guest_count, slug);
-        match now {
-            Now::Room => {
-                app.broadcast_keyed(&slug.room(), None, event, &payload, Some(&key));
-            }
-            Now::Joiner => {
-                s.emit_state(event, &payload, &key);
-            }
-            Now::Later => {}
-        }
-    });
-    if let Some(lane) = opened {
-        tokio::spawn(run_lane(app.clone(), lane));
-    }
-    change
-}
-
-/// Takes `sid` (already out of the room's Socket.IO room) out of the room of `slug`, and tells
-/// the room: at once if it was quiet, else when the window ends.
-pub fn announce_leave(app: &App, sid: Sid, slug: &Slug) -> Change {
-    let (change, opened) = app.presence.announce(slug, Op::Leave(sid), Instant::now(), |now, change| {
-        if now == Now::Room {
-            let payload = presence_payload(change.guest_count, slug);
-            app.broadcast_keyed(&slug.room(), None, Kind::Left.event(), &payload, Some(&state_key(slug)));
-        }
-    });
-    if let Some(lane) = opened {
-        tokio::spawn(run_lane(app.clone(), lane));
-    }
-    change
-}
-
-/// The timer of one busy room (see [`Lane`]): runs until a window passes without change.
-pub async fn run_lane(app: App, lane: Arc<Lane>) {
-    let room = lane.slug.room();
-    let key = state_key(&lane.slug);
-    let Some(mut at) = lane.lock().window.ends() else { return };
-    loop {
-        tokio::time::sleep_until(at.into()).await;
-        let next = app.presence.end_window(&lane, Instant::now(), |p, count| {
-            let payload = presence_payload(count, &lane.slug);
-            app.broadcast_keyed(&room, p.except, p.kind.event(), &payload, Some(&key));
-        });
-        match next {
-            Some(t) => at = t,
-            None => return,
-        }
     }
 }
 

@@ -119,7 +119,7 @@ async fn disconnect_all_on_shutdown(app: App, engine: std::sync::Arc<crate::engi
 pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     let engine = engine(&app);
     app.set_engine(engine.clone());
-    tokio::spawn(crate::admin_feed::run(app.clone()));
+    tokio::spawn(crate::socket::admin_rooms::run(app.clone()));
     tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
     tokio::spawn(sweep_limiters(app.clone()));
     tokio::spawn(crate::janitor::run(app.clone()));

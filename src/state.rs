@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::gate::Gate;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
-use crate::socket::revoke::Revoker;
+use crate::revocations::Revoker;
 use crate::store::Store;
 
 pub struct Shared {

@@ -1,7 +1,9 @@
 //! The Socket.IO side of the gallery: who a new socket is, and the one place that maps its
 //! events to operations. The wire layer ([`crate::engine`]) calls in through [`Gallery`].
 
+pub mod admin_rooms;
 pub mod guard;
+pub mod membership;
 pub mod ops;
 pub mod revoke;
 
@@ -303,7 +305,7 @@ fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Value, 
         }
     }
     *conn.roomless() = None;
-    let change = crate::presence::announce_join(app, s, slug, guest);
+    let change = membership::announce_join(app, s, slug, guest);
     let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
     app.admin_feed.touch(slug);
 
@@ -336,7 +338,7 @@ fn leave(app: &App, s: &Session, conn: &Conn, slug: &Slug) {
     if let Some(engine) = app.engine() {
         engine.leave(s, &slug.room());
     }
-    crate::presence::announce_leave(app, s.sid, slug);
+    membership::announce_leave(app, s.sid, slug);
     if let Err(e) = app.store.touch_room(slug) {
         tracing::warn!(error = %e, "cannot record room access");
     }

@@ -6,7 +6,7 @@
 //! janitor looks for sockets that lost access — goes through the predicates here, so the
 //! handshake's rules and the disconnects cannot drift apart.
 //!
-//! Admin actions over HTTP ([`Revoker::event_changed`]) wake the janitor at once for that event;
+//! Admin actions over HTTP (`Revoker::event_changed`, in [`crate::revocations`]) wake the janitor at once for that event;
 //! expiry, which nobody announces, is found by a pass over all sockets every [`CHECK_EVERY`].
 //!
 //! A revoked socket is disconnected from the server side, owners included: an owner socket in
@@ -16,11 +16,9 @@
 //! it still owns.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::engine::Session;
-use tokio::sync::Notify;
 
 use crate::auth::Identity;
 use crate::clock::now_ms;
@@ -57,37 +55,6 @@ pub fn guest_still_valid(app: &App, session: &GuestSessionId, slug: &Slug) -> Re
         return Ok(true);
     }
     Ok(session_admits(app.store.session(session)?.as_ref(), slug, now_ms()) && event_admits_guests(app.store.event(slug)?.as_ref()))
-}
-
-/// Events that admin actions changed since the janitor last looked, and the janitor's wake-up.
-#[derive(Default)]
-pub struct Revoker {
-    changed: Mutex<Vec<Slug>>,
-    wake: Notify,
-}
-
-impl Revoker {
-    /// An event's status or owner changed, or it was deleted: check its sockets now.
-    pub fn event_changed(&self, slug: &Slug) {
-        {
-            let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
-            if !changed.contains(slug) {
-                changed.push(slug.clone());
-            }
-        }
-        // A permit is kept when the janitor is busy, so the change is not missed.
-        self.wake.notify_one();
-    }
-
-    /// Resolves when [`Revoker::event_changed`] was called.
-    pub async fn woken(&self) {
-        self.wake.notified().await;
-    }
-
-    /// The events changed since the last call.
-    pub fn take(&self) -> Vec<Slug> {
-        std::mem::take(&mut *self.changed.lock().unwrap_or_else(|p| p.into_inner()))
-    }
 }
 
 /// Which sockets a pass looks at.
