@@ -1,16 +1,95 @@
-//! Presence as the room sees it: a join or leave changes the count in [`crate::presence`], and
-//! this is where the change goes out (`guest:joined` / `guest:left`), at once or when a busy
-//! room's window ends.
+//! Joining and leaving rooms (`event:join`, `event:leave`, `admin:join`), and presence as the
+//! room sees it: a join or leave changes the count in [`crate::presence`], and this is where the
+//! change goes out (`guest:joined` / `guest:left`), at once or when a busy room's window ends.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde_json::Value;
+
+use super::Conn;
+use crate::auth::Identity;
 use crate::clock::iso_now;
 use crate::engine::{Session, Sid, StateKey};
+use crate::error::WireError;
 use crate::presence::{Change, Kind, Lane, Now, Op};
-use crate::protocol::outgoing::Presence as PresencePayload;
+use crate::protocol::outgoing::{self as out, Presence as PresencePayload, names};
 use crate::state::App;
-use crate::types::{GuestSessionId, Slug};
+use crate::types::{ADMIN_ROOM, GuestSessionId, LikerKey, Slug};
+
+pub(super) fn guest_of(identity: &Identity) -> Option<&GuestSessionId> {
+    match identity {
+        Identity::Guest { session, .. } => Some(session),
+        _ => None,
+    }
+}
+
+/// `event:join`: checks access, joins the room, tells the room, and sends the joiner its
+/// snapshot.
+pub fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Value, WireError> {
+    if !super::ops::can_access(app, &conn.identity, slug)? {
+        return Err(WireError::AccessDenied);
+    }
+    let Some(engine) = app.engine() else { return Err(WireError::Unavailable) };
+    let guest = guest_of(&conn.identity);
+    engine.join(s, &slug.room());
+    {
+        let mut rooms = conn.rooms();
+        if !rooms.contains(slug) {
+            rooms.push(slug.clone());
+        }
+    }
+    *conn.roomless() = None;
+    let change = announce_join(app, s, slug, guest);
+    let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
+    app.admin_feed.touch(slug);
+
+    let max = app.config.snapshot_max_photos;
+    let likes = app.store.room_likes(slug, max)?.into_iter().map(|(p, c)| (p.as_str().to_string(), Value::from(c))).collect();
+    let liked_by_me = app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
+    let snapshot = out::Snapshot {
+        event_slug: slug.as_str(),
+        guest_count: change.guest_count,
+        total_guests: record.total_guests,
+        peak_guests: record.peak_guests,
+        likes,
+        liked_by_me,
+        timestamp: iso_now(),
+    };
+    s.emit(names::SNAPSHOT, &snapshot);
+    Ok(serde_json::json!({ "ok": true, "guestCount": change.guest_count }))
+}
+
+/// Leaves one room and tells the room; a socket that was not in it changes nothing.
+pub fn leave(app: &App, s: &Session, conn: &Conn, slug: &Slug) {
+    {
+        let mut rooms = conn.rooms();
+        let Some(i) = rooms.iter().position(|r| r == slug) else { return };
+        rooms.swap_remove(i);
+        if rooms.is_empty() {
+            *conn.roomless() = Some(std::time::Instant::now());
+        }
+    }
+    if let Some(engine) = app.engine() {
+        engine.leave(s, &slug.room());
+    }
+    announce_leave(app, s.sid, slug);
+    if let Err(e) = app.store.touch_room(slug) {
+        tracing::warn!(error = %e, "cannot record room access");
+    }
+    app.admin_feed.touch(slug);
+}
+
+/// `admin:join`: the admin room, for admins only.
+pub fn admin_join(app: &App, s: &Arc<Session>, conn: &Conn) -> Result<Value, WireError> {
+    if !conn.identity.is_admin() {
+        return Err(WireError::AdminRequired);
+    }
+    if let Some(engine) = app.engine() {
+        engine.join(s, ADMIN_ROOM);
+    }
+    Ok(serde_json::json!({ "ok": true }))
+}
 
 fn presence_payload(guest_count: usize, slug: &Slug) -> PresencePayload<'_> {
     PresencePayload { guest_count, event_slug: slug.as_str(), timestamp: iso_now() }

@@ -15,14 +15,14 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::auth::{Identity, bearer};
-use crate::clock::{iso_now, now_ms};
+use crate::clock::now_ms;
 use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
 use crate::metrics::{self, Refusal};
 use crate::peer::PeerAddr;
 use crate::state::App;
-use crate::types::{GuestSessionId, LikerKey, PhotoId, Slug};
-use crate::protocol::outgoing::{self as out, names};
+use crate::types::{GuestSessionId, PhotoId, Slug};
+use crate::protocol::outgoing::names;
 use crate::protocol::{self, ClientEvent};
 
 /// Per-socket state, kept in its session by the handshake.
@@ -49,7 +49,7 @@ pub struct Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.app.sockets.fetch_sub(1, Ordering::Relaxed);
-        if let Some(session) = guest_of(&self.identity) {
+        if let Some(session) = membership::guest_of(&self.identity) {
             self.app.presence.remove_session_socket(session);
         }
     }
@@ -213,7 +213,7 @@ impl Handler for Gallery {
         }
         let rooms: Vec<Slug> = conn.rooms().clone();
         for slug in rooms {
-            leave(&self.0, s, &conn, &slug);
+            membership::leave(&self.0, s, &conn, &slug);
         }
     }
 }
@@ -266,83 +266,14 @@ fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &Wi
 /// Runs an event that finishes at once.
 fn run(app: &App, s: &Arc<Session>, conn: &Conn, ev: &ClientEvent) -> Result<Value, WireError> {
     match ev {
-        ClientEvent::Join(slug) => join(app, s, conn, slug),
+        ClientEvent::Join(slug) => membership::join(app, s, conn, slug),
         ClientEvent::Leave(slug) => {
-            leave(app, s, conn, slug);
+            membership::leave(app, s, conn, slug);
             Ok(serde_json::json!({ "ok": true }))
         }
-        ClientEvent::AdminJoin => {
-            if !conn.identity.is_admin() {
-                return Err(WireError::AdminRequired);
-            }
-            if let Some(engine) = app.engine() {
-                engine.join(s, ops::ADMIN_ROOM);
-            }
-            Ok(serde_json::json!({ "ok": true }))
-        }
+        ClientEvent::AdminJoin => membership::admin_join(app, s, conn),
         other => ops::relay_now(app, &conn.identity, other).map(|r| r.ack),
     }
-}
-
-fn guest_of(identity: &Identity) -> Option<&GuestSessionId> {
-    match identity {
-        Identity::Guest { session, .. } => Some(session),
-        _ => None,
-    }
-}
-
-fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Value, WireError> {
-    if !ops::can_access(app, &conn.identity, slug)? {
-        return Err(WireError::AccessDenied);
-    }
-    let Some(engine) = app.engine() else { return Err(WireError::Unavailable) };
-    let guest = guest_of(&conn.identity);
-    engine.join(s, &slug.room());
-    {
-        let mut rooms = conn.rooms();
-        if !rooms.contains(slug) {
-            rooms.push(slug.clone());
-        }
-    }
-    *conn.roomless() = None;
-    let change = membership::announce_join(app, s, slug, guest);
-    let record = app.store.record_join(slug, guest.map(LikerKey::guest).as_ref(), change.guest_count as u64)?;
-    app.admin_feed.touch(slug);
-
-    let max = app.config.snapshot_max_photos;
-    let likes = app.store.room_likes(slug, max)?.into_iter().map(|(p, c)| (p.as_str().to_string(), Value::from(c))).collect();
-    let liked_by_me = app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
-    let snapshot = out::Snapshot {
-        event_slug: slug.as_str(),
-        guest_count: change.guest_count,
-        total_guests: record.total_guests,
-        peak_guests: record.peak_guests,
-        likes,
-        liked_by_me,
-        timestamp: iso_now(),
-    };
-    s.emit(names::SNAPSHOT, &snapshot);
-    Ok(serde_json::json!({ "ok": true, "guestCount": change.guest_count }))
-}
-
-/// Leaves one room and tells the room; a socket that was not in it changes nothing.
-fn leave(app: &App, s: &Session, conn: &Conn, slug: &Slug) {
-    {
-        let mut rooms = conn.rooms();
-        let Some(i) = rooms.iter().position(|r| r == slug) else { return };
-        rooms.swap_remove(i);
-        if rooms.is_empty() {
-            *conn.roomless() = Some(std::time::Instant::now());
-        }
-    }
-    if let Some(engine) = app.engine() {
-        engine.leave(s, &slug.room());
-    }
-    membership::announce_leave(app, s.sid, slug);
-    if let Err(e) = app.store.touch_room(slug) {
-        tracing::warn!(error = %e, "cannot record room access");
-    }
-    app.admin_feed.touch(slug);
 }
 
 /// Disconnects sockets that have been in no event room for `no_room_timeout` (admins exempt:
