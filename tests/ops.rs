@@ -59,25 +59,43 @@ fn notify_socket_gets_ready_once_the_port_accepts_and_stopping_on_shutdown() {
     }
 }
 
-#[test]
-fn unit_file_passes_systemd_analyze() {
-    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/hafi-realtime.service")).unwrap();
-    for key in ["Type=notify", "DynamicUser=yes", "StateDirectory=hafi-realtime", "EnvironmentFile=-/etc/hafi-realtime/env", "Restart=on-failure", "LimitNOFILE=", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "RestrictAddressFamilies=", "SystemCallFilter=@system-service"] {
-        assert!(unit.contains(key), "unit lacks {key}");
+/// `systemd-analyze verify` of a unit from `systemd/` (as `instance`, for a template), with its
+/// ExecStart pointed at the binary under test (verify wants it to exist); returns the exposure
+/// level `systemd-analyze security` gives it.
+fn verify_unit(file: &str, instance: &str) -> f64 {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(file)).unwrap();
+    for key in ["Type=notify", "DynamicUser=yes", "StateDirectory=hafi-realtime", "EnvironmentFile=", "Restart=on-failure", "LimitNOFILE=", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "RestrictAddressFamilies=", "SystemCallFilter=@system-service"] {
+        assert!(unit.contains(key), "{file} lacks {key}");
     }
-    // verify wants ExecStart to exist: point it at the binary under test.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hafi-realtime.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/hafi-realtime", env!("CARGO_BIN_EXE_hafi-realtime"))).unwrap();
+    std::fs::write(dir.path().join(file), unit.replace("/usr/local/bin/hafi-realtime", env!("CARGO_BIN_EXE_hafi-realtime"))).unwrap();
+    let path = dir.path().join(instance);
     let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze is required (Debian package systemd)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "warnings: {}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let line = text.lines().find(|l| l.contains("Overall exposure level")).expect("exposure line");
-    let level: f64 = line.split(':').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     println!("{line}");
-    assert!(level < 2.0, "{line}");
+    line.split(':').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn unit_file_passes_systemd_analyze() {
+    let level = verify_unit("hafi-realtime.service", "hafi-realtime.service");
+    assert!(level < 2.0, "exposure {level}");
+}
+
+/// One instance per studio: its own settings file, port and data directory, and the same
+/// hardening as the single unit.
+#[test]
+fn template_unit_passes_systemd_analyze_for_a_studio() {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/hafi-realtime@.service")).unwrap();
+    for key in ["EnvironmentFile=/etc/hafi-realtime/%i.env", "StateDirectory=hafi-realtime/%i", "Environment=DATA_DIR=/var/lib/hafi-realtime/%i"] {
+        assert!(unit.contains(key), "template lacks {key}");
+    }
+    let level = verify_unit("hafi-realtime@.service", "hafi-realtime@studio-a.service");
+    assert!(level < 2.0, "exposure {level}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
