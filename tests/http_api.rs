@@ -16,6 +16,12 @@ async fn health_shape() {
     assert_eq!(body["connections"], 0);
     let (st, body) = http.call("GET", "/no/such/route", None, None).await;
     assert_eq!((st, body["error"].as_str().is_some()), (404, true));
+    // The server's own address names it and links the admin page (it does not serve the gallery).
+    let home = reqwest::get(format!("{}/", server.url)).await.unwrap();
+    assert_eq!(home.status().as_u16(), 200);
+    assert!(home.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = home.text().await.unwrap();
+    assert!(page.contains("<h1>hafi-realtime</h1>") && page.contains("href=\"/admin/\""), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,18 +20,28 @@ const ASSETS: [Asset; 5] = [
 /// Same-origin only: the page loads nothing from elsewhere, and nothing may frame it.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Serves `/admin/<name>`; an empty name is the page itself.
-pub fn serve(name: &str) -> Option<Response> {
-    let name = if name.is_empty() { "index.html" } else { name };
-    let asset = ASSETS.iter().find(|a| a.name == name)?;
-    let mut r = Response::new(asset.body.into());
+/// The server's front page: names the server and links the admin page, so that someone who
+/// opens the server's own address (a guest who scanned a wrong code, a studio checking it is up)
+/// does not land on an error.
+pub fn home() -> Response {
+    with_headers(Response::new(include_str!("../../static/home.html").into()), "text/html; charset=utf-8")
+}
+
+fn with_headers(mut r: Response, mime: &'static str) -> Response {
     *r.status_mut() = StatusCode::OK;
     let h = r.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(asset.mime));
+    h.insert("content-type", HeaderValue::from_static(mime));
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    Some(r)
+    r
+}
+
+/// Serves `/admin/<name>`; an empty name is the page itself.
+pub fn serve(name: &str) -> Option<Response> {
+    let name = if name.is_empty() { "index.html" } else { name };
+    let asset = ASSETS.iter().find(|a| a.name == name)?;
+    Some(with_headers(Response::new(asset.body.into()), asset.mime))
 }

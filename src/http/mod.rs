@@ -264,7 +264,11 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         }
     });
 
+    let home = warp::path::end().and(warp::get()).map(assets::home);
+
     health
+        .or(home)
+        .unify()
         .or(metrics)
         .unify()
         .or(login)

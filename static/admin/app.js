@@ -1012,20 +1012,24 @@
     return hostname === 'localhost' || hostname === '::1' || hostname === '[::1]' || /^127\./.test(hostname) || hostname.endsWith('.localhost');
   }
 
+  /** The gallery's address as last entered on this server ('' until one is). */
   function galleryBase() {
-    let v = '';
     try {
-      v = localStorage.getItem(BASE_KEY) || '';
-    } catch (e) { /* ignore */ }
-    return v || location.origin;
+      return localStorage.getItem(BASE_KEY) || '';
+    } catch (e) {
+      return '';
+    }
   }
 
+  /** '' for nothing entered, null for something that is not a web address. */
   function normalizeBase(raw) {
     const v = String(raw || '').trim();
-    if (!v) return location.origin;
+    if (!v) return '';
     try {
       const u = new URL(/^[a-z][a-z0-9+.-]*:/i.test(v) ? v : location.protocol + '//' + v);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+      // The browser's parser takes nearly anything as a host name (spaces included).
+      if (!/^(\[[0-9a-f:.]+\]|[a-z0-9-]+(\.[a-z0-9-]+)*)$/i.test(u.hostname)) return null;
       return (u.origin + u.pathname).replace(/\/+$/, '');
     } catch (e) {
       return null;
@@ -1038,21 +1042,41 @@
 
   let currentGuest = null;
 
+  /** No link and no QR code until the gallery's address is known: this server does not serve
+   *  the gallery, so a link to it would land guests on nothing. */
+  function showNoLink(text) {
+    $('guest-link').value = '';
+    $('guest-link').placeholder = 'Enter the gallery address below';
+    $('guest-qr').hidden = true;
+    $('guest-copy').disabled = true;
+    $('guest-download').hidden = true;
+    const hint = $('gallery-base-hint');
+    hint.textContent = text;
+    hint.hidden = false;
+  }
+
   function renderGuest() {
     if (!currentGuest) return;
     const raw = $('gallery-base').value;
     const base = normalizeBase(raw);
-    const hint = $('gallery-base-hint');
-    const effective = base || location.origin;
-    const link = guestLink(effective, currentGuest.slug, currentGuest.id);
-    $('guest-link').value = link;
-    let hintText = '';
-    if (base === null) hintText = 'That is not a web address; using ' + location.origin + ' instead.';
-    else {
-      try {
-        if (isLocalHost(new URL(effective).hostname)) hintText = 'Guests\u2019 phones cannot open "localhost": enter the address they reach this server or the gallery at (for example the venue Wi-Fi IP).';
-      } catch (e) { /* ignore */ }
+    if (base === '') {
+      showNoLink('Enter the address of the gallery web app your guests open (for example gallery.example-studio.com, or 192.168.1.10:3000 at a venue). This server carries the live updates but does not serve the gallery.');
+      return;
     }
+    if (base === null) {
+      showNoLink('That is not a web address: enter the gallery\u2019s, such as gallery.example-studio.com.');
+      return;
+    }
+    const hint = $('gallery-base-hint');
+    const link = guestLink(base, currentGuest.slug, currentGuest.id);
+    $('guest-link').value = link;
+    $('guest-copy').disabled = false;
+    let hintText = '';
+    try {
+      const host = new URL(base).hostname;
+      if (isLocalHost(host)) hintText = 'Guests\u2019 phones cannot open "localhost": enter the address they reach the gallery at (for example the venue Wi-Fi IP).';
+      else if (new URL(base).origin === location.origin) hintText = 'This is the address of the live server, not of the gallery: guests need the gallery web app\u2019s address.';
+    } catch (e) { /* ignore */ }
     hint.textContent = hintText;
     hint.hidden = !hintText;
     const canvas = $('guest-qr');
@@ -1061,10 +1085,12 @@
       window.HafiQR.drawCanvas(canvas, qr, { pixels: 360, quiet: 4 });
       canvas.dataset.text = link;
       canvas.hidden = false;
+      $('guest-download').hidden = false;
       $('guest-download').href = canvas.toDataURL('image/png');
       $('guest-download').setAttribute('download', 'guest-qr-' + currentGuest.slug + '.png');
     } catch (e) {
       canvas.hidden = true;
+      $('guest-download').hidden = true;
       hint.textContent = 'The link is too long for a QR code: shorten the gallery address.';
       hint.hidden = false;
     }
@@ -1073,8 +1099,8 @@
   $('gallery-base').addEventListener('input', () => {
     const base = normalizeBase($('gallery-base').value);
     try {
-      if (base && base !== location.origin) localStorage.setItem(BASE_KEY, base);
-      else if (!$('gallery-base').value.trim()) localStorage.removeItem(BASE_KEY);
+      if (base) localStorage.setItem(BASE_KEY, base);
+      else if (base === '') localStorage.removeItem(BASE_KEY);
     } catch (e) { /* ignore */ }
     renderGuest();
   });

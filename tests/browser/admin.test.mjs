@@ -509,12 +509,22 @@ test('admin page: login, live room, likes, comments rendered inert, events, gues
     await page.click(`${roomSel(slug)} .seg-btn[data-status="ACTIVE"]`);
     await page.waitForSelector(`${roomSel(slug)} .status[data-status="ACTIVE"]`, { timeout: 8000 });
 
-    // ---- guest session link and QR code (decoded back with jsQR).
+    // ---- guest session link and QR code (decoded back with jsQR). No link and no QR code until
+    // the gallery's address is entered: this server does not serve the gallery.
     await page.click(`${roomSel(slug)} .room-actions button:has-text("Guest link")`);
     await page.waitForSelector('#guest-dialog[open]');
+    assert.equal(await page.inputValue('#guest-link'), '');
+    assert.ok(await page.isHidden('#guest-qr'), 'a QR code before the gallery address is known');
+    assert.ok(await page.isDisabled('#guest-copy'));
+    assert.match(await page.textContent('#gallery-base-hint'), /address of the gallery/);
+    await page.fill('#gallery-base', 'not a web address at all');
+    assert.equal(await page.inputValue('#guest-link'), '');
+    await page.fill('#gallery-base', 'gallery.studio.test/events');
     const link = await page.inputValue('#guest-link');
-    const m = new RegExp(`^${base.replace(/[.]/g, '\\.')}/\\?event=${slug}&guestSessionId=([A-Za-z0-9_-]+)$`).exec(link);
+    const m = new RegExp(`^http://gallery\\.studio\\.test/events/\\?event=${slug}&guestSessionId=([A-Za-z0-9_-]+)$`).exec(link);
     assert.ok(m, `guest link: ${link}`);
+    assert.ok(!(await page.isDisabled('#guest-copy')));
+    assert.equal(await page.evaluate(() => localStorage.getItem('hafi.admin.galleryBase')), 'http://gallery.studio.test/events');
     const qrPixels = await page.evaluate(() => {
       const c = document.getElementById('guest-qr');
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);
@@ -528,12 +538,13 @@ test('admin page: login, live room, likes, comments rendered inert, events, gues
     guest2.emit('event:join', slug);
     await guest2.waitFor('event:snapshot');
     await waitText(page, roomSel(slug, 'guestCount'), '2');
-    // The gallery address is editable and remembered.
-    await page.fill('#gallery-base', 'gallery.studio.test/events');
-    assert.match(await page.inputValue('#guest-link'), /^http:\/\/gallery\.studio\.test\/events\/\?event=/);
-    assert.equal(await page.evaluate(() => localStorage.getItem('hafi.admin.galleryBase')), 'http://gallery.studio.test/events');
     await page.screenshot({ path: join(TARGET, 'admin-page-qr.png') });
-    await page.fill('#gallery-base', '');
+    // The address is remembered by this server's page: the next guest link is made at once.
+    await page.click('#guest-dialog button[value="close"]');
+    await page.click(`${roomSel(slug)} .room-actions button:has-text("Guest link")`);
+    await page.waitForSelector('#guest-dialog[open]');
+    assert.match(await page.inputValue('#guest-link'), /^http:\/\/gallery\.studio\.test\/events\/\?event=/);
+    assert.ok(!(await page.isHidden('#guest-qr')));
     await page.click('#guest-dialog button[value="close"]');
     await guest2.close();
     await waitText(page, roomSel(slug, 'guestCount'), '1');
