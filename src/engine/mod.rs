@@ -16,6 +16,7 @@ mod direct;
 pub mod frame;
 mod http;
 pub mod outbox;
+mod phase;
 mod session;
 mod sid;
 mod task;
