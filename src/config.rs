@@ -207,7 +207,7 @@ impl Default for Config {
             log_json: false,
             group_commit: true,
             cache_mb: 8,
-            commit_queue: 10_000,
+            commit_queue: 4096,
             commit_queue_wait: Duration::from_millis(250),
         }
     }

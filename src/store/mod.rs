@@ -78,7 +78,7 @@ impl Default for StoreOptions {
             breaker_open_for: crate::breaker::OPEN_FOR,
             group_commit: true,
             cache_bytes: 8 << 20,
-            commit_queue: 10_000,
+            commit_queue: 4096,
             commit_queue_wait: Duration::from_millis(250),
         }
     }
