@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 use crate::types::{LikerKey, PhotoId, Slug};
 
 /// Likes applied in one transaction, at most.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 2048;
 
 /// Batches up to this size are applied on the drainer's own task; larger ones on a blocking
 /// thread, so that a long transaction does not hold up a worker of the runtime.
