@@ -13,6 +13,8 @@
 #                                            # fan-out to long-polling guests (the liker stays websocket)
 #   SCENARIOS="floor fanout" benches/compare.sh
 #                                            # first the machine's own cost of fan-out, no server
+#   SERVERS=hafi SCENARIOS="disk likes" LIKES_RATE=20000 LIKES_SECS=30 benches/compare.sh
+#                                            # a like storm (open loop), with the disk's fsync rate
 #
 # `floor` needs no server: it runs once per invocation (before any server starts, whatever
 # SERVERS and REPEAT say) and writes floor.json. One writer thread of the load generator sends a
@@ -33,6 +35,12 @@
 #   CHURN_SOAKS=1  soaks per server process (later ones: churn-<server>-<run>-soak<k>.json)
 #   FILL_GUESTS=1000 FILL_WINDOW=2 FILL_SETTLE=5   (fill is not in the default SCENARIOS)
 #   FLOOR_N=1000 FLOOR_RATE=100 FLOOR_SECS=10       (floor is not in the default SCENARIOS)
+#   LIKES_SENDERS=200 LIKES_READERS=4 LIKES_RATE=10000 LIKES_SECS=30   (likes: not in the default
+#                  SCENARIOS; S sender sockets outside the room like distinct photos at R/s in
+#                  total, asking for acknowledgements, R readers in the room time the broadcasts;
+#                  the hafi server runs with LIKES_CONFIG, default benches/likes-config.toml)
+#   DISK_DIR=$TMPDIR DISK_SECS=5   (disk: no server, once per invocation like floor: the rate of
+#                  a 4 KB write + fdatasync loop in DISK_DIR)
 #   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
 #   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build with cargo into $CARGO_TARGET_DIR)
 #   HAFI_CONFIG    benches/bench-config.toml
@@ -56,6 +64,9 @@ CHURN_CYCLES="${CHURN_CYCLES:-10000}"; CHURN_SLUGS="${CHURN_SLUGS:-2500}"
 CHURN_CONCURRENCY="${CHURN_CONCURRENCY:-200}"; CHURN_SETTLE="${CHURN_SETTLE:-30}"; CHURN_SOAKS="${CHURN_SOAKS:-1}"
 FILL_GUESTS="${FILL_GUESTS:-1000}"; FILL_WINDOW="${FILL_WINDOW:-2}"; FILL_SETTLE="${FILL_SETTLE:-5}"
 FLOOR_N="${FLOOR_N:-1000}"; FLOOR_RATE="${FLOOR_RATE:-100}"; FLOOR_SECS="${FLOOR_SECS:-10}"
+LIKES_SENDERS="${LIKES_SENDERS:-200}"; LIKES_READERS="${LIKES_READERS:-4}"; LIKES_RATE="${LIKES_RATE:-10000}"; LIKES_SECS="${LIKES_SECS:-30}"
+LIKES_CONFIG="${LIKES_CONFIG:-$here/likes-config.toml}"
+DISK_DIR="${DISK_DIR:-${TMPDIR:-/tmp}}"; DISK_SECS="${DISK_SECS:-5}"
 LOADGEN_THREADS="${LOADGEN_THREADS:-2}"; SOURCES="${SOURCES:-16}"; PER_PROCESS="${PER_PROCESS:-9000}"
 HAFI_CONFIG="${HAFI_CONFIG:-$here/bench-config.toml}"
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/hafi-bench-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -81,14 +92,14 @@ server_pid=""
 server_port=""
 server_dir=""
 
-start_server() { # $1 = hafi | node
-  local kind="$1" out
+start_server() { # $1 = hafi | node, $2 = the hafi config file (default HAFI_CONFIG)
+  local kind="$1" config="${2:-$HAFI_CONFIG}" out
   out="$(mktemp)"
   case "$kind" in
     hafi)
       server_dir="$(mktemp -d)"
       env SOCKET_GUEST_SESSION_VALIDATION_DISABLED=true NEXTAUTH_SECRET="$SECRET" RUST_LOG=warn $HAFI_EXTRA_ENV \
-        "$HAFI_BIN" serve --host 127.0.0.1 --port 0 --data-dir "$server_dir" --config "$HAFI_CONFIG" \
+        "$HAFI_BIN" serve --host 127.0.0.1 --port 0 --data-dir "$server_dir" --config "$config" \
         >"$out" 2>"$OUT_DIR/server-$kind.log" &
       ;;
     node)
@@ -126,6 +137,7 @@ loadgen_args() { # $1 = scenario
     storm)  echo "storm ${common[*]} --connections $STORM_N --rooms $STORM_ROOMS --duration 120" ;;
     churn)  echo "churn ${common[*]} --cycles $CHURN_CYCLES --slugs $CHURN_SLUGS --concurrency $CHURN_CONCURRENCY --settle $CHURN_SETTLE --duration $((CHURN_SETTLE + 900))" ;;
     fill)   echo "fill ${common[*]} --guests $FILL_GUESTS --window $FILL_WINDOW --settle $FILL_SETTLE --duration $((FILL_WINDOW + FILL_SETTLE + CONN_TIMEOUT + 60))" ;;
+    likes)  echo "likes ${common[*]} --senders $LIKES_SENDERS --readers $LIKES_READERS --rate $LIKES_RATE --secs $LIKES_SECS --duration $((LIKES_SECS + CONN_TIMEOUT + 60))" ;;
   esac
 }
 
@@ -139,11 +151,20 @@ if [[ " $SCENARIOS " == *" floor "* ]]; then
     || log "loadgen exited with $? (see $OUT_DIR/floor.log)"
 fi
 
+# The disk's physical limit: no server either.
+if [[ " $SCENARIOS " == *" disk "* ]]; then
+  args="disk --dir $DISK_DIR --secs $DISK_SECS"
+  log "disk (no server): hafi-loadgen $args"
+  echo "machine: hafi-loadgen $args" >>"$OUT_DIR/commands.txt"
+  # shellcheck disable=SC2086
+  timeout 120 "$LOADGEN_BIN" $args >"$OUT_DIR/disk.json" 2>"$OUT_DIR/disk.log" || log "loadgen exited with $? (see $OUT_DIR/disk.log)"
+fi
+
 for scenario in $SCENARIOS; do
-  [[ "$scenario" == floor ]] && continue
+  [[ "$scenario" == floor || "$scenario" == disk ]] && continue
   for rep in $(seq 1 "$REPEAT"); do
     for kind in $SERVERS; do
-      start_server "$kind"
+      if [[ "$scenario" == likes ]]; then start_server "$kind" "$LIKES_CONFIG"; else start_server "$kind"; fi
       args="$(loadgen_args "$scenario")"
       log "$scenario run $rep on $kind: hafi-loadgen $args"
       echo "$kind: hafi-loadgen $args" >>"$OUT_DIR/commands.txt"
@@ -184,6 +205,10 @@ const metrics = {
   fill: ['joined', 'failed', 'disconnected_by_server', 'holding_final_count', 'stale', 'server_count_probe',
     'presence_msgs_total', 'presence_msgs_per_guest.median', 'presence_msgs_per_guest.max', 'fill_s', 'presence_settled_s',
     'server.cpu_s', 'server.rss_before_kib', 'server.rss_after_kib', 'loadgen.cpu_s', 'machine_busy_pct'],
+  likes: ['offered_per_s', 'sent', 'accepted', 'busy', 'failed', 'unanswered', 'accepted_per_s', 'ack_latency.p99_ms',
+    'busy_latency.p99_ms', 'busy_latency.max_ms', 'broadcast_latency.p50_ms', 'broadcast_latency.p99_ms', 'readers_dropped',
+    'senders_dropped', 'health_not_200', 'breaker_opened', 'fsyncs_per_s', 'likes_per_flush', 'server.cpu_per_durable_like_us',
+    'server.cpu_pct', 'loadgen.cpu_pct', 'machine_busy_pct'],
   floor: ['connections', 'connected', 'rate_per_s', 'sent', 'received', 'lost', 'write_stalls', 'writer.cpu_per_delivery_us',
     'writer.sched_cpu_per_delivery_us', 'writer.cpu_pct', 'writer.tick_write_mean_ms', 'latency.p50_ms', 'latency.p99_ms',
     'loadgen.readers_cpu_s', 'machine_busy_pct'],
@@ -203,6 +228,15 @@ const load = (s, k) => {
 };
 const fmt = (x) => (x === undefined ? '-' : Math.abs(x) >= 1000 ? x.toFixed(0) : String(Math.round(x * 1000) / 1000));
 for (const s of scenarios.split(/\s+/).filter(Boolean)) {
+  if (s === 'disk') {
+    let d;
+    try { d = JSON.parse(fs.readFileSync(`${dir}/disk.json`, 'utf8').trim().split('\n').pop()); } catch {}
+    console.log(`\n## disk  (no server; one run)`);
+    console.log(`| metric | this machine |`);
+    console.log(`|---|---:|`);
+    for (const m of ['writes', 'secs', 'fdatasync_per_s', 'latency.p50_ms', 'latency.p99_ms']) console.log(`| ${m} | ${fmt(d && get(d, m))} |`);
+    continue;
+  }
   if (s === 'floor') {
     let f;
     try { f = JSON.parse(fs.readFileSync(`${dir}/floor.json`, 'utf8').trim().split('\n').pop()); } catch {}

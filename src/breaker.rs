@@ -4,6 +4,10 @@
 //! `FAILURES` consecutive failed writes, or one flush slower than `SLOW`, the breaker opens and
 //! writes fail fast for `OPEN_FOR`; then exactly one trial write is let through, and its outcome
 //! closes or re-opens the breaker. Relaying that needs no storage keeps working throughout.
+//!
+//! "Slow" is the flush's own time, and a flush carries a bounded batch (the commit queue is
+//! bounded): time spent waiting in a long queue is overload, which admission control answers
+//! with "Server busy", not a failing disk.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -73,6 +77,16 @@ impl Breaker {
                 Some(Permit { trial: true })
             }
             State::Open { .. } | State::Trial => None,
+        }
+    }
+
+    /// Would a write be let through now? (Closed, or open with its trial due.) Lets a queue
+    /// refuse at once while the breaker is open, without taking the trial itself.
+    pub fn may_admit(&self) -> bool {
+        match *self.lock() {
+            State::Closed { .. } => true,
+            State::Open { until } => Instant::now() >= until,
+            State::Trial => false,
         }
     }
 

@@ -332,7 +332,13 @@ fn run_serve(mut config: Config) -> ExitCode {
 }
 
 async fn serve_async(config: Config) -> ExitCode {
-    let opts = crate::store::StoreOptions { group_commit: config.group_commit, cache_bytes: u64::from(config.cache_mb) << 20, ..Default::default() };
+    let opts = crate::store::StoreOptions {
+        group_commit: config.group_commit,
+        cache_bytes: u64::from(config.cache_mb) << 20,
+        commit_queue: config.commit_queue,
+        commit_queue_wait: config.commit_queue_wait,
+        ..Default::default()
+    };
     if !config.group_commit {
         tracing::warn!("group commit is off: every durable write pays for its own flush");
     }

@@ -144,6 +144,12 @@ pub struct Config {
     pub group_commit: bool,
     /// Memory sled may keep as its page cache, in MiB (`[storage] cache_mb`).
     pub cache_mb: u32,
+    /// Likes and unlikes admitted and not yet answered, at most (`[storage] commit_queue`); one
+    /// more is refused "Server busy" at once (SPEC §7).
+    pub commit_queue: usize,
+    /// The longest a like may wait in that queue before it is applied (`[storage]
+    /// commit_queue_wait`); one that waited longer is refused "Server busy" instead.
+    pub commit_queue_wait: Duration,
 }
 
 impl Default for Config {
@@ -201,6 +207,8 @@ impl Default for Config {
             log_json: false,
             group_commit: true,
             cache_mb: 8,
+            commit_queue: 4096,
+            commit_queue_wait: Duration::from_millis(250),
         }
     }
 }
@@ -279,6 +287,9 @@ struct FileConfig {
 struct FileStorage {
     group_commit: Option<bool>,
     cache_mb: Option<u32>,
+    commit_queue: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration")]
+    commit_queue_wait: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -519,6 +530,8 @@ impl Config {
         set(&mut self.metrics_token, f.metrics.token.map(Some));
         set(&mut self.group_commit, f.storage.group_commit);
         set(&mut self.cache_mb, f.storage.cache_mb);
+        set(&mut self.commit_queue, f.storage.commit_queue);
+        set(&mut self.commit_queue_wait, f.storage.commit_queue_wait);
         Ok(())
     }
 
@@ -585,6 +598,7 @@ impl Config {
             ("limits.abuse_window", l.abuse_window),
             ("limits.header_read_timeout", l.header_read_timeout),
             ("rooms.idle_evict", self.idle_evict),
+            ("storage.commit_queue_wait", self.commit_queue_wait),
         ] {
             if d.is_zero() {
                 return Err(invalid(name, "must be above zero"));
@@ -607,6 +621,9 @@ impl Config {
         }
         if !(1..=65536).contains(&self.cache_mb) {
             return Err(invalid("storage.cache_mb", "must be between 1 and 65536"));
+        }
+        if !(1..=1_000_000).contains(&self.commit_queue) {
+            return Err(invalid("storage.commit_queue", "must be between 1 and 1000000"));
         }
         Ok(())
     }

@@ -25,6 +25,9 @@ pub enum WireError {
     /// A like past a cap of SPEC §6; retrying does not help until the identity unlikes.
     #[error("Like limit reached")]
     LikeLimit,
+    /// Overload, not a fault (SPEC §7): the commit queue is full; retry after a while.
+    #[error("Server busy")]
+    Busy { retry_after_ms: u64 },
 }
 
 impl From<StoreError> for WireError {
@@ -36,6 +39,7 @@ impl From<StoreError> for WireError {
             }
             // The breaker already logged when it opened; do not log every refused write.
             StoreError::Unavailable => tracing::debug!("write refused: storage breaker open"),
+            StoreError::Busy { retry_after_ms } => return WireError::Busy { retry_after_ms },
             e => tracing::error!(error = %e, "storage operation failed"),
         }
         WireError::Unavailable
@@ -54,6 +58,7 @@ impl WireError {
             WireError::CommentsOff => "comments_off",
             WireError::Unavailable => "unavailable",
             WireError::LikeLimit => "like_limit",
+            WireError::Busy { .. } => "server_busy",
         }
     }
 
@@ -64,7 +69,15 @@ impl WireError {
             // A cap, not a rate: 429 would invite retrying after `Retry-After`, which cannot help.
             WireError::AccessDenied | WireError::AdminRequired | WireError::CommentsOff | WireError::LikeLimit => 403,
             WireError::TooManyJoins | WireError::RateLimited { .. } => 429,
-            WireError::Unavailable => 503,
+            WireError::Unavailable | WireError::Busy { .. } => 503,
+        }
+    }
+
+    /// How long the client should wait before it tries again, when that is known.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            WireError::RateLimited { retry_after_ms } | WireError::Busy { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 
@@ -73,10 +86,7 @@ impl WireError {
         ErrorPayload {
             message: self.to_string(),
             event: event.to_string(),
-            retry_after_ms: match self {
-                WireError::RateLimited { retry_after_ms } => Some(*retry_after_ms),
-                _ => None,
-            },
+            retry_after_ms: self.retry_after_ms(),
             timestamp: crate::clock::iso_now(),
         }
     }
@@ -139,5 +149,9 @@ mod tests {
         assert_eq!(p["event"], "photo:like");
         assert_eq!(p["retryAfterMs"], 120);
         assert_eq!(ConnectRefusal::InvalidGuestSession.to_string(), "Invalid guest session");
+        let busy = WireError::from(StoreError::Busy { retry_after_ms: 500 });
+        let p = serde_json::to_value(busy.payload("photo:like")).unwrap();
+        assert_eq!((p["message"].as_str(), p["event"].as_str(), p["retryAfterMs"].as_u64()), (Some("Server busy"), Some("photo:like"), Some(500)));
+        assert_eq!(busy.status(), 503);
     }
 }

@@ -305,6 +305,10 @@ pub async fn emit(app: &App, auth: &Option<String>, body: &Bytes) -> ApiResult {
         return Err(ApiError::bad_request(format!("event must be one of {}", EMITTABLE.join(", "))));
     }
     let ev = payload::parse(event, o.get("data")).map_err(|e| ApiError::new(e.status(), e.to_string()))?;
-    let relayed = ops::relay(app, &who, &ev).await.map_err(|e| ApiError::new(e.status(), e.to_string()))?;
+    let relayed = ops::relay(app, &who, &ev).await.map_err(|e| ApiError {
+        // "Server busy" is 503 with `Retry-After` (SPEC §7), in whole seconds.
+        retry_after: e.retry_after_ms().filter(|_| e.status() == 503).map(|ms| ms.div_ceil(1000).max(1)),
+        ..ApiError::new(e.status(), e.to_string())
+    })?;
     Ok(json(202, &serde_json::json!({ "recipients": relayed.recipients })))
 }

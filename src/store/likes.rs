@@ -5,8 +5,6 @@
 //! so the admin feed, the join snapshot and the caps of SPEC §6 read a handful of records
 //! instead of every photo of an event, and a crash can never leave them disagreeing.
 
-use std::time::Instant;
-
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -15,8 +13,12 @@ use super::{Store, StoreError, decode, encode, key2, key3, prefix};
 use crate::clock::now_ms;
 use crate::types::{LikerKey, PhotoId, Slug};
 
+mod queue;
 #[cfg(test)]
 mod tests;
+
+pub use queue::StagedToggle;
+pub(super) use queue::LikeQueue;
 
 /// The stored count of one photo.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -72,21 +74,7 @@ pub struct LikeOutcome {
     pub count: u64,
 }
 
-/// A like or unlike applied (or refused) but not yet durable (see [`Store::stage_toggle`]).
-#[must_use]
-pub struct StagedToggle {
-    permit: crate::breaker::Permit,
-    started: Instant,
-    /// `None` when nothing changed (and the write is not the breaker's trial).
-    ticket: Option<crate::commit::Ticket>,
-    outcome: Result<LikeOutcome, LikeLimit>,
-    like: bool,
-    slug: Slug,
-    photo: PhotoId,
-    liker: LikerKey,
-}
-
-/// How `apply_like` treats caps and emptied counts.
+/// How a toggle treats caps and emptied counts.
 #[derive(Clone, Copy)]
 enum Mode {
     Capped(LikeCaps),
@@ -227,6 +215,33 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// One like or unlike inside a transaction. A cap refuses it with `Ok(Err(limit))`, which
+    /// changes nothing and does not abort the transaction (a batch holds other likes).
+    fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, mode: Mode, now: i64) -> TxResult<Result<LikeOutcome, LikeLimit>> {
+        let old = self.count(slug, photo)?;
+        let before = old.as_ref().map_or(0, |p| p.count);
+        let present = self.likers.get(key3(slug.as_str(), photo.as_str(), liker.as_str()))?.is_some();
+        if present == like {
+            return Ok(Ok(LikeOutcome { changed: false, count: before }));
+        }
+        if let (true, Mode::Capped(caps)) = (like, mode) {
+            if self.tally(slug, liker)? >= caps.per_identity {
+                return Ok(Err(LikeLimit::PerIdentity));
+            }
+            if old.is_none() && self.room(slug)?.photos >= caps.per_event {
+                return Ok(Err(LikeLimit::PerEvent));
+            }
+        }
+        self.put_liker(slug, photo, liker, like)?;
+        let count = if like { before.saturating_add(1) } else { before.saturating_sub(1) };
+        let new = PhotoLikes { count, updated_ms: now };
+        let emptied = matches!(mode, Mode::Undo) && count == 0;
+        self.put_count(slug, photo, old.as_ref(), (!emptied).then_some(&new))?;
+        Ok(Ok(LikeOutcome { changed: true, count }))
+    }
+}
+
 impl Store {
     pub(super) fn likes_guard(&self) -> std::sync::MutexGuard<'_, ()> {
         // A panic while holding the lock leaves sled consistent (each op is atomic); keep going.
@@ -248,74 +263,32 @@ impl Store {
             })
     }
 
-    /// Sets or clears `liker`'s like of `photo`, with the count and every derived record, in
-    /// one transaction: a crash can never leave a liker without its count, or a total or index
-    /// that disagrees with the counts. A refused like is `StoreError::LikeLimit`.
+    /// One toggle as its own transaction (the tests' way to apply and undo without a flush).
+    /// A refused like is `StoreError::LikeLimit`.
+    #[cfg(test)]
     fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, mode: Mode) -> Result<LikeOutcome, StoreError> {
         let now = now_ms();
+        self.transact(|tx| tx.toggle(slug, photo, liker, like, mode, now))?.map_err(StoreError::LikeLimit)
+    }
+
+    /// Applies a batch of likes and unlikes, in order, as one transaction: one commit of the
+    /// trees for the whole batch, and a crash keeps all of it or none. A like refused by a cap
+    /// is refused alone; the others go ahead.
+    pub(super) fn apply_toggles<'a>(&self, toggles: impl Iterator<Item = &'a queue::Toggle> + Clone) -> Result<Vec<queue::Applied>, StoreError> {
+        let now = now_ms();
+        self.transact(|tx| toggles.clone().map(|t| tx.toggle(&t.slug, &t.photo, &t.liker, t.like, Mode::Capped(t.caps), now)).collect())
+    }
+
+    /// Takes back toggles whose flush failed (pass them newest first), as one transaction.
+    pub(super) fn undo_toggles<'a>(&self, toggles: impl Iterator<Item = &'a queue::Toggle> + Clone) -> Result<(), StoreError> {
+        let now = now_ms();
         self.transact(|tx| {
-            let old = tx.count(slug, photo)?;
-            let before = old.as_ref().map_or(0, |p| p.count);
-            let present = tx.likers.get(key3(slug.as_str(), photo.as_str(), liker.as_str()))?.is_some();
-            if present == like {
-                return Ok(LikeOutcome { changed: false, count: before });
+            for t in toggles.clone() {
+                // Undo is never refused by a cap.
+                let _ = tx.toggle(&t.slug, &t.photo, &t.liker, !t.like, Mode::Undo, now)?;
             }
-            if let (true, Mode::Capped(caps)) = (like, mode) {
-                if tx.tally(slug, liker)? >= caps.per_identity {
-                    return abort(StoreError::LikeLimit(LikeLimit::PerIdentity));
-                }
-                if old.is_none() && tx.room(slug)?.photos >= caps.per_event {
-                    return abort(StoreError::LikeLimit(LikeLimit::PerEvent));
-                }
-            }
-            tx.put_liker(slug, photo, liker, like)?;
-            let count = if like { before.saturating_add(1) } else { before.saturating_sub(1) };
-            let new = PhotoLikes { count, updated_ms: now };
-            let emptied = matches!(mode, Mode::Undo) && count == 0;
-            tx.put_count(slug, photo, old.as_ref(), (!emptied).then_some(&new))?;
-            Ok(LikeOutcome { changed: true, count })
+            Ok(())
         })
-    }
-
-    /// Applies a like (`like`) or unlike now and takes a place in the next flush; the change is
-    /// not durable, and must not be reported, until [`Store::finish_toggle`] says so. A socket can
-    /// apply its next event while this one's flush runs. A like past one of `caps` changes
-    /// nothing and is reported as refused by `finish_toggle`.
-    pub fn stage_toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, caps: LikeCaps) -> Result<StagedToggle, StoreError> {
-        let permit = self.admit()?;
-        let started = Instant::now();
-        let outcome = match self.apply_like(slug, photo, liker, like, Mode::Capped(caps)) {
-            Ok(v) => Ok(v),
-            Err(StoreError::LikeLimit(limit)) => Err(limit),
-            Err(e) => {
-                self.breaker.record(permit, false, started.elapsed());
-                return Err(e);
-            }
-        };
-        let changed = outcome.is_ok_and(|o| o.changed);
-        let ticket = (changed || permit.is_trial()).then(|| self.commit.ticket());
-        Ok(StagedToggle { permit, started, ticket, outcome, like, slug: slug.clone(), photo: photo.clone(), liker: liker.clone() })
-    }
-
-    /// Waits until a staged like is durable. A change that cannot be made durable is undone, so
-    /// a refused like is not counted later either.
-    pub async fn finish_toggle(&self, staged: StagedToggle) -> Result<LikeOutcome, StoreError> {
-        let StagedToggle { permit, started, ticket, outcome, like, slug, photo, liker } = staged;
-        let Some(ticket) = ticket else {
-            // Nothing changed and nothing to prove: the permit is not a trial, so dropping it
-            // tells the breaker nothing.
-            return outcome.map_err(StoreError::LikeLimit);
-        };
-        let r = self.commit(permit, started, ticket).await;
-        let changed = outcome.is_ok_and(|o| o.changed);
-        if r.is_err()
-            && changed
-            && let Err(u) = self.apply_like(&slug, &photo, &liker, !like, Mode::Undo)
-        {
-            tracing::error!(error = %u, "cannot undo a like that failed to persist");
-        }
-        r?;
-        outcome.map_err(StoreError::LikeLimit)
     }
 
     /// Like or unlike through the breaker, durable on return.

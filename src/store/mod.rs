@@ -18,7 +18,7 @@ pub use likes::{LikeCaps, LikeLimit, LikeOutcome, StagedToggle};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -49,6 +49,9 @@ pub enum StoreError {
     /// Not a fault: a like that would go past a cap of SPEC §6 was refused and nothing changed.
     #[error("like limit reached ({0})")]
     LikeLimit(LikeLimit),
+    /// Not a fault: the commit queue is full, or the write waited too long in it (SPEC §7).
+    #[error("server busy")]
+    Busy { retry_after_ms: u64 },
 }
 
 /// Wraps the group commit's flush target (tests inject faults with it).
@@ -62,11 +65,22 @@ pub struct StoreOptions {
     pub group_commit: bool,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Likes admitted to the commit queue and not yet answered, at most.
+    pub commit_queue: usize,
+    /// The longest a like may wait in the commit queue before it is applied.
+    pub commit_queue_wait: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { flush_wrapper: None, breaker_open_for: crate::breaker::OPEN_FOR, group_commit: true, cache_bytes: 8 << 20 }
+        StoreOptions {
+            flush_wrapper: None,
+            breaker_open_for: crate::breaker::OPEN_FOR,
+            group_commit: true,
+            cache_bytes: 8 << 20,
+            commit_queue: 4096,
+            commit_queue_wait: Duration::from_millis(250),
+        }
     }
 }
 
@@ -253,6 +267,8 @@ pub struct Store {
     slot: Slot,
     /// Serialises like/unlike/set-count so "is it liked" and "the count" change together.
     likes_lock: Arc<Mutex<()>>,
+    /// Likes and unlikes waiting to be applied, a batch per transaction (see `likes::queue`).
+    likes_queue: Arc<likes::LikeQueue>,
     commit: Committer,
     breaker: Arc<Breaker>,
     home: Arc<home::Home>,
@@ -285,6 +301,7 @@ impl Store {
         Ok(Store {
             slot,
             likes_lock: Arc::new(Mutex::new(())),
+            likes_queue: likes::LikeQueue::new(opts.commit_queue, opts.commit_queue_wait),
             commit,
             breaker,
             home: Arc::new(home),
@@ -321,24 +338,37 @@ impl Store {
         Ok(permit)
     }
 
-    /// Makes what `permit`'s write changed durable, and tells the breaker how it went.
-    async fn commit(&self, permit: Permit, started: Instant, ticket: crate::commit::Ticket) -> Result<(), StoreError> {
-        let r = ticket.wait().await;
-        self.breaker.record(permit, r.is_ok(), started.elapsed());
-        Ok(r?)
+    /// Makes what `permit`'s write changed durable, and tells the breaker how it went: the
+    /// flush's own time counts as the disk's speed, not the time spent waiting for it.
+    async fn commit(&self, permit: Permit, ticket: crate::commit::Ticket) -> Result<(), StoreError> {
+        match ticket.wait().await {
+            Ok(took) => {
+                self.breaker.record(permit, true, took);
+                Ok(())
+            }
+            Err(e) => {
+                self.breaker.record(permit, false, Duration::ZERO);
+                Err(e.into())
+            }
+        }
     }
 
-    /// A durable write through the breaker: admit, apply, flush, report.
+    /// A durable write through the breaker: admit, apply, flush, report. Never queued behind
+    /// likes: the registry, sessions, admin users and admin counts are not starved by a storm.
     async fn write<T>(&self, apply: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         let permit = self.admit()?;
-        let started = Instant::now();
         match apply() {
-            Ok(v) => self.commit(permit, started, self.commit.ticket()).await.map(|()| v),
+            Ok(v) => self.commit(permit, self.commit.ticket()).await.map(|()| v),
             Err(e) => {
-                self.breaker.record(permit, false, started.elapsed());
+                self.breaker.record(permit, false, Duration::ZERO);
                 Err(e)
             }
         }
+    }
+
+    /// Likes admitted to the commit queue and not yet answered.
+    pub fn likes_pending(&self) -> usize {
+        self.likes_queue.pending()
     }
 
     /// Flushes synchronously (shutdown, CLI commands).

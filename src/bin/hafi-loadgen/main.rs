@@ -1,8 +1,9 @@
 //! `hafi-loadgen`: a bounded load generator for hafi-realtime (and any Socket.IO 4 server with the
 //! events of SPEC §4), speaking Engine.IO 4 / Socket.IO 5 over raw websockets.
 //!
-//! Scenarios (subcommands): `idle`, `fanout`, `storm`, `churn`, `fill` (in `fill.rs`), and `floor`
-//! (in `floor.rs`: the machine's own cost of fan-out, with no server). Every scenario has a connection
+//! Scenarios (subcommands): `idle`, `fanout`, `storm`, `churn`, `fill` (in `fill.rs`), `likes` (in
+//! `likes.rs`: a like storm, open loop), and, with no server, `floor` (in `floor.rs`: the machine's
+//! own cost of fan-out) and `disk` (in `likes.rs`: the disk's write + fdatasync rate). Every scenario has a connection
 //! count and a hard deadline (`--duration`), prints progress on stderr and one JSON line with all
 //! figures on stdout. Connections are spread over the source addresses 127.0.0.1..127.0.0.N, and
 //! `idle` / `storm` split themselves into child processes (re-exec with `--shard`) when the
@@ -31,6 +32,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 mod fill;
 mod floor;
+mod likes;
 mod polling;
 mod tally;
 
@@ -61,6 +63,10 @@ enum Scenario {
     Fill(fill::FillArgs),
     /// No server: N loopback readers, one writer thread sending each a 60-byte frame R times a second.
     Floor(floor::FloorArgs),
+    /// S sender sockets like distinct photos at R/s in total (open loop); readers in the room.
+    Likes(likes::LikesArgs),
+    /// No server: the rate of a 4 KB write + fdatasync loop in a directory.
+    Disk(likes::DiskArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -185,7 +191,8 @@ impl Scenario {
             Scenario::Storm(a) => Some(&a.common),
             Scenario::Churn(a) => Some(&a.common),
             Scenario::Fill(a) => Some(&a.common),
-            Scenario::Floor(_) => None,
+            Scenario::Likes(a) => Some(&a.common),
+            Scenario::Floor(_) | Scenario::Disk(_) => None,
         }
     }
     fn name(&self) -> &'static str {
@@ -196,6 +203,8 @@ impl Scenario {
             Scenario::Churn(_) => "churn",
             Scenario::Fill(_) => "fill",
             Scenario::Floor(_) => "floor",
+            Scenario::Likes(_) => "likes",
+            Scenario::Disk(_) => "disk",
         }
     }
 }
@@ -1298,8 +1307,10 @@ fn main() {
     let cli = Cli::parse();
     let scn = cli.scenario.clone();
     let Some(c) = scn.common().cloned() else {
-        if let Scenario::Floor(a) = &scn {
-            println!("{}", floor::floor(a));
+        match &scn {
+            Scenario::Floor(a) => println!("{}", floor::floor(a)),
+            Scenario::Disk(a) => println!("{}", likes::disk(a)),
+            _ => {}
         }
         std::process::exit(0);
     };
@@ -1322,7 +1333,8 @@ fn main() {
             Scenario::Fanout(a) => fanout(a, deadline).await,
             Scenario::Churn(a) => churn(a, deadline).await,
             Scenario::Fill(a) => fill::fill(a, deadline).await,
-            Scenario::Floor(_) => Value::Null,
+            Scenario::Likes(a) => likes::likes(a, deadline).await,
+            Scenario::Floor(_) | Scenario::Disk(_) => Value::Null,
         }
     });
     if c.shard.is_none() {

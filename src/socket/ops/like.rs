@@ -1,5 +1,6 @@
-//! `photo:like` and `photo:unlike` (and an admin's absolute count): checked and applied on
-//! arrival, durable before anything is said, then broadcast with the stored count.
+//! `photo:like` and `photo:unlike` (and an admin's absolute count): checked and admitted to the
+//! commit queue on arrival (or refused "Server busy" at once), durable before anything is said,
+//! then broadcast with the stored count.
 
 use super::{ADMIN_ROOM, Relayed, require_access, security_notice, touch};
 use crate::auth::Identity;
@@ -12,11 +13,11 @@ use crate::state::App;
 use crate::store::{LikeCaps, LikeLimit, StagedToggle, StoreError};
 use crate::types::{PhotoId, Slug};
 
-/// A like or unlike that was authorized and applied as it arrived; its flush, broadcast and
-/// acknowledgement come later, in the socket's order (see `socket::dispatch`).
+/// A like or unlike that was authorized and queued as it arrived; its batch's flush, its
+/// broadcast and acknowledgement come later, in the socket's order (see `socket::dispatch`).
 pub struct Staged(Result<StagedToggle, WireError>);
 
-/// Applies a like or unlike at once, before the events ahead of it on the same socket have
+/// Queues a like or unlike at once, before the events ahead of it on the same socket have
 /// finished, so that one busy socket (the web app's broadcaster) is not limited to one like per
 /// flush and broadcast. `None` for every other event, and for an admin's absolute count.
 pub fn stage(app: &App, who: &Identity, ev: &ClientEvent) -> Option<Staged> {
