@@ -163,6 +163,10 @@ fn main() {
     println!("| mode | durable likes/s | p50 like→broadcast | p99 like→broadcast |");
     println!("|---|---|---|---|");
     println!("| group commit | {g:.0} | {:.2} ms | {:.2} ms |", med(&group, |r| r.p50_ms), med(&group, |r| r.p99_ms));
-    println!("| flush per like | {s:.0} | {:.2} ms | {:.2} ms |", med(&single, |r| r.p50_ms), med(&single, |r| r.p99_ms));
+    println!(
+        "| flush per like | {s:.0} | {:.2} ms | {:.2} ms |",
+        med(&single, |r| r.p50_ms),
+        med(&single, |r| r.p99_ms)
+    );
     println!("| ratio | {:.1}x | | |", g / s);
 }

@@ -118,11 +118,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = if args.serve {
-        rt.block_on(serve(args.krate))
-    } else {
-        rt.block_on(run(args.krate, args.conns))
-    };
+    let result = if args.serve { rt.block_on(serve(args.krate)) } else { rt.block_on(run(args.krate, args.conns)) };
     if let Err(e) = result {
         eprintln!("ws_crates: {e}");
         std::process::exit(1);
@@ -150,18 +146,14 @@ async fn serve(krate: Crate) -> Result<(), BoxError> {
         };
         tokio::spawn(async move {
             let svc = service_fn(move |req| upgrade(krate, req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
             let _ = conn.await;
         });
     }
 }
 
-async fn upgrade(
-    krate: Crate,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Empty<Bytes>>, BoxError> {
+async fn upgrade(krate: Crate, req: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, BoxError> {
     match krate {
         Crate::Tungstenite => upgrade_tungstenite(req),
         Crate::Fastwebsockets => upgrade_fastwebsockets(req),
@@ -172,9 +164,7 @@ fn bad_request() -> Result<Response<Empty<Bytes>>, BoxError> {
     Ok(Response::builder().status(StatusCode::BAD_REQUEST).body(Empty::new())?)
 }
 
-fn upgrade_tungstenite(
-    mut req: Request<hyper::body::Incoming>,
-) -> Result<Response<Empty<Bytes>>, BoxError> {
+fn upgrade_tungstenite(mut req: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, BoxError> {
     let Some(key) = req.headers().get("sec-websocket-key") else {
         return bad_request();
     };
@@ -184,12 +174,8 @@ fn upgrade_tungstenite(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let mut ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(tungstenite_config()),
-        )
-        .await;
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(tungstenite_config())).await;
         while let Some(Ok(msg)) = ws.next().await {
             if msg.is_close() || (msg.is_text() && ws.send(msg).await.is_err()) {
                 break;
@@ -204,9 +190,7 @@ fn upgrade_tungstenite(
         .body(Empty::new())?)
 }
 
-fn upgrade_fastwebsockets(
-    mut req: Request<hyper::body::Incoming>,
-) -> Result<Response<Empty<Bytes>>, BoxError> {
+fn upgrade_fastwebsockets(mut req: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, BoxError> {
     let Ok((response, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
         return bad_request();
     };
@@ -266,9 +250,8 @@ async fn run(krate: Crate, conns: usize) -> Result<(), BoxError> {
     .await??
     .trim()
     .parse()?;
-    let out = tokio::time::timeout(DEADLINE, measure(krate, conns, pid, port))
-        .await
-        .map_err(|_| "deadline passed")??;
+    let out =
+        tokio::time::timeout(DEADLINE, measure(krate, conns, pid, port)).await.map_err(|_| "deadline passed")??;
     println!("{out}");
     drop(child);
     Ok(())
@@ -290,25 +273,16 @@ async fn measure(krate: Crate, conns: usize, pid: u32, port: u16) -> Result<Stri
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_kib(pid)?;
-    let bytes_per_conn = if conns == 0 {
-        0.0
-    } else {
-        (rss.saturating_sub(rss_base) * 1024) as f64 / conns as f64
-    };
+    let bytes_per_conn = if conns == 0 { 0.0 } else { (rss.saturating_sub(rss_base) * 1024) as f64 / conns as f64 };
 
     let echo_clients = ECHO_CLIENTS.min(clients.len());
     let cpu_before = cpu_ticks(pid)?;
     let ns_before = cpu_ns(pid);
     let text = "x".repeat(MESSAGE_BYTES);
-    let echoes = futures_util::future::join_all(
-        clients
-            .iter_mut()
-            .take(echo_clients)
-            .map(|c| echo(c, &text)),
-    )
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    let echoes = futures_util::future::join_all(clients.iter_mut().take(echo_clients).map(|c| echo(c, &text)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     let total: usize = echoes.iter().sum();
     let cpu_after = cpu_ticks(pid)?;
     let ns_after = cpu_ns(pid);

@@ -117,11 +117,14 @@ impl Tokens {
         self.mint_claims(&user.username, &user.role, ttl, Some(user))
     }
 
-    fn mint_claims(&self, user_id: &str, role: &str, ttl: Duration, tied: Option<&AdminUser>) -> Result<(String, u64), jsonwebtoken::errors::Error> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+    fn mint_claims(
+        &self,
+        user_id: &str,
+        role: &str,
+        ttl: Duration,
+        tied: Option<&AdminUser>,
+    ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let exp = now.saturating_add(ttl.as_secs().max(1));
         let claims = Claims {
             user_id: serde_json::Value::String(user_id.to_string()),
@@ -224,11 +227,16 @@ mod tests {
         let expired = Claims { user_id: "1".into(), role: "ADMIN".into(), exp: 1000, iat: None, adm: None, pwf: None };
         let tok = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &t.encoding).unwrap();
         assert!(t.verify(&tok).is_none());
-        let hs512 = Claims { user_id: "1".into(), role: "ADMIN".into(), exp: u64::MAX / 2, iat: None, adm: None, pwf: None };
+        let hs512 =
+            Claims { user_id: "1".into(), role: "ADMIN".into(), exp: u64::MAX / 2, iat: None, adm: None, pwf: None };
         let tok = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &hs512, &t.encoding).unwrap();
         assert!(t.verify(&tok).is_none());
         // `alg: none` with an empty signature.
-        let none = format!("{}.{}.", b64url(br#"{"alg":"none","typ":"JWT"}"#), b64url(br#"{"user_id":"1","role":"ADMIN","exp":99999999999}"#));
+        let none = format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"none","typ":"JWT"}"#),
+            b64url(br#"{"user_id":"1","role":"ADMIN","exp":99999999999}"#)
+        );
         assert!(t.verify(&none).is_none());
         assert!(t.verify("garbage").is_none());
     }
@@ -254,7 +262,8 @@ mod tests {
     #[test]
     fn not_before_is_enforced_when_present() {
         let t = Tokens::new("0123456789abcdef0123456789abcdef").unwrap();
-        let sign = |c: serde_json::Value| jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &t.encoding).unwrap();
+        let sign =
+            |c: serde_json::Value| jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &t.encoding).unwrap();
         let exp = now() + 3600;
         let later = sign(serde_json::json!({"user_id": "1", "role": "ADMIN", "exp": exp, "nbf": now() + 600}));
         assert!(t.verify(&later).is_none());
@@ -281,7 +290,9 @@ mod tests {
         assert_eq!(at_start.verify(&login), Some(Identity::Admin { user_id: "alice".into() }));
 
         // The next start sees a new password: the login token is refused, the plain one is not.
-        let changed = Tokens::new(secret).unwrap().with_admin_users([("alice", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI")]);
+        let changed = Tokens::new(secret)
+            .unwrap()
+            .with_admin_users([("alice", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI")]);
         assert!(changed.verify(&login).is_none());
         assert!(changed.verify(&plain).is_some());
         // The user is gone.
@@ -290,7 +301,9 @@ mod tests {
         assert!(removed.verify(&plain).is_some());
 
         // A token naming a user without a fingerprint is refused, and the fingerprint hides the hash.
-        let sign = |c: serde_json::Value| jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &at_start.encoding).unwrap();
+        let sign = |c: serde_json::Value| {
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &at_start.encoding).unwrap()
+        };
         let bare = sign(serde_json::json!({"user_id": "alice", "role": "ADMIN", "exp": now() + 60, "adm": "alice"}));
         assert!(at_start.verify(&bare).is_none());
         let f = fingerprint(&alice.phc);

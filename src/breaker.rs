@@ -20,8 +20,12 @@ pub const OPEN_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// Cool-down over; one trial write is in flight.
     Trial,
 }
@@ -100,7 +104,11 @@ impl Breaker {
             // A slow flush opens at once; failures open after FAILURES in a row.
             (State::Closed { failures }, false) => {
                 let failures = if ok { FAILURES } else { failures + 1 };
-                if failures >= FAILURES { State::Open { until: Instant::now() + self.open_for } } else { State::Closed { failures } }
+                if failures >= FAILURES {
+                    State::Open { until: Instant::now() + self.open_for }
+                } else {
+                    State::Closed { failures }
+                }
             }
             (State::Trial, false) => State::Open { until: Instant::now() + self.open_for },
             (other, _) => other,

@@ -14,7 +14,11 @@ use crate::state::App;
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "hafi-realtime", version, about = "Real-time server for event photo galleries (Socket.IO + HTTP on one port)")]
+#[command(
+    name = "hafi-realtime",
+    version,
+    about = "Real-time server for event photo galleries (Socket.IO + HTTP on one port)"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -94,7 +98,9 @@ enum AdminAction {
 }
 
 fn parse_ttl(raw: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(raw).filter(|d| !d.is_zero()).ok_or_else(|| format!("invalid duration {raw:?} (use 300ms, 10s, 5m, 1h or 30d)"))
+    crate::config::parse_duration(raw)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("invalid duration {raw:?} (use 300ms, 10s, 5m, 1h or 30d)"))
 }
 
 /// Exit code for configuration refusals (the production rules).
@@ -106,8 +112,14 @@ static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    JSON_LOGS.store(std::env::var("LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json")), Ordering::Relaxed);
-    let over = Overrides { config_file: cli.global.config, host: cli.global.host, port: cli.global.port, data_dir: cli.global.data_dir };
+    JSON_LOGS
+        .store(std::env::var("LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json")), Ordering::Relaxed);
+    let over = Overrides {
+        config_file: cli.global.config,
+        host: cli.global.host,
+        port: cli.global.port,
+        data_dir: cli.global.data_dir,
+    };
     let config = match Config::load(&over, &|k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => return refuse(&e),
@@ -170,7 +182,8 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
         return Ok(line.trim_end_matches(['\n', '\r']).to_string());
     }
     let first = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
-    let again = rpassword::prompt_password("Repeat password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+    let again =
+        rpassword::prompt_password("Repeat password: ").map_err(|e| format!("cannot read the password: {e}"))?;
     if first != again {
         return Err("the passwords do not match".into());
     }
@@ -235,7 +248,8 @@ async fn run_import(store: &Store, force: bool) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let rec: crate::store::backup::Record = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let rec: crate::store::backup::Record =
+            serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))?;
         store.import(&rec).map_err(|e| format!("line {}: {e}", i + 1))?;
         n += 1;
     }
@@ -423,7 +437,8 @@ async fn serve_async(config: Config) -> ExitCode {
         tracing::error!("exiting after a storage failure");
         return ExitCode::FAILURE;
     }
-    let flushed = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.flush_now())).await;
+    let flushed =
+        tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.flush_now())).await;
     match (served, flushed) {
         (Ok(()), Ok(Ok(Ok(())))) => {
             tracing::info!("stopped cleanly");
@@ -449,13 +464,22 @@ fn run_check(mut config: Config) -> ExitCode {
     println!("listen:               {}:{}", config.host, config.port);
     println!("data dir:             {}", config.data_dir.display());
     println!("allowed origins:      {}", config.allowed_origins.join(", "));
-    println!("trusted proxies:      {}", config.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "));
+    println!(
+        "trusted proxies:      {}",
+        config.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    );
     println!("secret:               {}", mask(config.secret.as_deref()));
     println!("guest validation:     {}", config.guest_session_validation);
-    println!("max connections:      {} total, {} per IP", config.limits.max_connections, config.limits.max_connections_per_ip);
+    println!(
+        "max connections:      {} total, {} per IP",
+        config.limits.max_connections, config.limits.max_connections_per_ip
+    );
     println!("guest comments:       {:?}", config.guest_comments);
     println!("storage cache:        {} MiB", config.cache_mb);
-    println!("public origin:        {}", config.public_origin.as_deref().unwrap_or("(unset: judged by the request's Host)"));
+    println!(
+        "public origin:        {}",
+        config.public_origin.as_deref().unwrap_or("(unset: judged by the request's Host)")
+    );
     println!("login checks at once: {}", config.limits.login_concurrency);
     println!("header read timeout:  {:?}", config.limits.header_read_timeout);
     if config.mode == Mode::Production && config.public_origin.is_none() {
@@ -479,7 +503,9 @@ fn run_check(mut config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opened = rt.block_on(async { Store::open(&config.data_dir).and_then(|s| Ok((s.format_version()?, s.events()?.len(), s.session_count()))) });
+    let opened = rt.block_on(async {
+        Store::open(&config.data_dir).and_then(|s| Ok((s.format_version()?, s.events()?.len(), s.session_count())))
+    });
     match opened {
         Ok((v, events, sessions)) => {
             println!("data:                 format {v}, {events} events, {sessions} guest sessions");

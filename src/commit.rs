@@ -123,11 +123,7 @@ impl Ticket {
         };
         let mut rx = self.inner.progress.subscribe();
         let seen = rx.wait_for(|p| p.ok >= ticket || p.failed >= ticket).await.map_err(|_| CommitError::Closed)?;
-        if seen.ok >= ticket {
-            Ok(seen.took)
-        } else {
-            Err(CommitError::Flush("a storage flush failed".into()))
-        }
+        if seen.ok >= ticket { Ok(seen.took) } else { Err(CommitError::Flush("a storage flush failed".into())) }
     }
 }
 
@@ -135,7 +131,9 @@ impl Ticket {
 async fn flush_once(inner: &Inner) -> Result<(), String> {
     let flusher = inner.target.clone();
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || flusher.flush()).await.unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
+    let result = tokio::task::spawn_blocking(move || flusher.flush())
+        .await
+        .unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
     crate::metrics::METRICS.flush_seconds.observe(started.elapsed().as_secs_f64());
     result
 }
@@ -145,7 +143,8 @@ async fn run(inner: Arc<Inner>) {
     loop {
         inner.wake.notified().await;
         loop {
-            if inner.requested.load(Ordering::Acquire) <= inner.progress.borrow().ok.max(inner.progress.borrow().failed) {
+            if inner.requested.load(Ordering::Acquire) <= inner.progress.borrow().ok.max(inner.progress.borrow().failed)
+            {
                 break;
             }
             if let Some(gap) = last_start.and_then(|t| GATHER.checked_sub(t.elapsed())) {
@@ -193,10 +192,12 @@ mod tests {
     async fn many_waiters_share_few_flushes() {
         let target = Arc::new(Counting(AtomicUsize::new(0), false));
         let c = Committer::start(target.clone());
-        let waits: Vec<_> = (0..200).map(|_| {
-            let c = c.clone();
-            tokio::spawn(async move { c.durable().await })
-        }).collect();
+        let waits: Vec<_> = (0..200)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.durable().await })
+            })
+            .collect();
         for w in waits {
             w.await.unwrap().unwrap();
         }

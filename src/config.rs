@@ -459,8 +459,8 @@ impl Config {
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let f: FileConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         if let Some(h) = f.server.host {
@@ -471,7 +471,10 @@ impl Config {
             self.mode = Mode::parse(&e);
         }
         set(&mut self.data_dir, f.server.data_dir);
-        set(&mut self.allowed_origins, f.server.allowed_origins.map(|v| v.iter().map(|s| s.trim().to_string()).collect()));
+        set(
+            &mut self.allowed_origins,
+            f.server.allowed_origins.map(|v| v.iter().map(|s| s.trim().to_string()).collect()),
+        );
         if let Some(p) = f.server.trusted_proxies {
             self.trusted_proxies = parse_proxies("server.trusted_proxies", &p)?;
         }
@@ -509,8 +512,16 @@ impl Config {
         set(&mut l.header_read_timeout, fl.header_read_timeout);
         set(&mut l.ipv6_prefix, fl.ipv6_prefix);
         set_bucket(&mut l.gallery_access_per_ip, fl.gallery_access_per_ip, "limits.gallery_access_per_ip")?;
-        set_bucket(&mut l.access_code_failures_per_ip, fl.access_code_failures_per_ip, "limits.access_code_failures_per_ip")?;
-        set_bucket(&mut l.access_code_failures_per_event, fl.access_code_failures_per_event, "limits.access_code_failures_per_event")?;
+        set_bucket(
+            &mut l.access_code_failures_per_ip,
+            fl.access_code_failures_per_ip,
+            "limits.access_code_failures_per_ip",
+        )?;
+        set_bucket(
+            &mut l.access_code_failures_per_event,
+            fl.access_code_failures_per_event,
+            "limits.access_code_failures_per_event",
+        )?;
         set(&mut l.login_concurrency, fl.login_concurrency);
         let e = &mut l.events;
         set_bucket(&mut e.join, fl.events.join, "limits.events.join")?;
@@ -584,8 +595,14 @@ impl Config {
         if l.max_connections == 0 || l.max_connections_per_ip == 0 || l.max_sockets_per_session == 0 {
             return Err(invalid("limits", "connection caps must be above zero"));
         }
-        if l.max_payload_bytes < 1024 || l.max_http_body_bytes < 1024 || (l.outgoing_queue_bytes as u64) < l.max_payload_bytes.min(65536) {
-            return Err(invalid("limits", "byte limits must be at least 1024, and outgoing_queue_bytes at least 64 KiB (or maxPayload)"));
+        if l.max_payload_bytes < 1024
+            || l.max_http_body_bytes < 1024
+            || (l.outgoing_queue_bytes as u64) < l.max_payload_bytes.min(65536)
+        {
+            return Err(invalid(
+                "limits",
+                "byte limits must be at least 1024, and outgoing_queue_bytes at least 64 KiB (or maxPayload)",
+            ));
         }
         if l.outgoing_total_bytes < l.outgoing_queue_bytes {
             return Err(invalid("limits.outgoing_total_bytes", "must be at least limits.outgoing_queue_bytes"));
@@ -636,10 +653,14 @@ impl Config {
         match self.secret.as_deref() {
             None => return Err(ConfigError::Production("NEXTAUTH_SECRET is required in production".into())),
             Some(s) if s.len() < 32 => {
-                return Err(ConfigError::Production("NEXTAUTH_SECRET is too short: production needs at least 32 bytes".into()));
+                return Err(ConfigError::Production(
+                    "NEXTAUTH_SECRET is too short: production needs at least 32 bytes".into(),
+                ));
             }
             Some(s) if is_placeholder(s) => {
-                return Err(ConfigError::Production("NEXTAUTH_SECRET is a known placeholder: generate a random one".into()));
+                return Err(ConfigError::Production(
+                    "NEXTAUTH_SECRET is a known placeholder: generate a random one".into(),
+                ));
             }
             _ => {}
         }
@@ -648,7 +669,8 @@ impl Config {
         }
         if !self.guest_session_validation {
             return Err(ConfigError::Production(
-                "guest session validation cannot be disabled in production (SOCKET_GUEST_SESSION_VALIDATION_DISABLED)".into(),
+                "guest session validation cannot be disabled in production (SOCKET_GUEST_SESSION_VALIDATION_DISABLED)"
+                    .into(),
             ));
         }
         Ok(())
@@ -697,7 +719,8 @@ mod tests {
         assert_eq!(c.port, 4000);
         let c = load(&[("SOCKET_PORT", "5000")], Some(file), Overrides::default()).unwrap();
         assert_eq!(c.port, 5000);
-        let c = load(&[("SOCKET_PORT", "5000")], Some(file), Overrides { port: Some(6000), ..Default::default() }).unwrap();
+        let c =
+            load(&[("SOCKET_PORT", "5000")], Some(file), Overrides { port: Some(6000), ..Default::default() }).unwrap();
         assert_eq!(c.port, 6000);
         assert_eq!(c.host, IpAddr::from([127, 0, 0, 1]));
     }
@@ -737,7 +760,11 @@ mod tests {
     #[test]
     fn env_names_compatible_with_node() {
         let c = load(
-            &[("NODE_ENV", "production"), ("HAFI_ENV", "development"), ("ALLOWED_ORIGINS", " https://a.example , https://b.example ")],
+            &[
+                ("NODE_ENV", "production"),
+                ("HAFI_ENV", "development"),
+                ("ALLOWED_ORIGINS", " https://a.example , https://b.example "),
+            ],
             None,
             Overrides::default(),
         )
@@ -762,7 +789,12 @@ mod tests {
         assert_eq!(c.limits.access_code_failures_per_ip, Bucket::new(2, 60_000, 2));
         assert_eq!(c.max_likes_per_identity, 7);
         assert_eq!(c.public_origin.as_deref(), Some("https://live.example.com"));
-        for bad in ["[limits]\nipv6_prefix = 0\n", "[limits]\nlogin_concurrency = 0\n", "[auth]\npublic_origin = \"live.example.com\"\n", "[rooms]\nmax_photos_per_event = 0\n"] {
+        for bad in [
+            "[limits]\nipv6_prefix = 0\n",
+            "[limits]\nlogin_concurrency = 0\n",
+            "[auth]\npublic_origin = \"live.example.com\"\n",
+            "[rooms]\nmax_photos_per_event = 0\n",
+        ] {
             assert!(load(&[], Some(bad), Overrides::default()).is_err(), "{bad}");
         }
     }

@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(WireError::AdminRequired.to_string(), "Admin access required");
         assert_eq!(WireError::TooManyJoins.to_string(), "Too many join requests");
         assert_eq!(WireError::Unavailable.to_string(), "Service temporarily unavailable");
-        let p = serde_json::to_value(WireError::from(StoreError::LikeLimit(crate::store::LikeLimit::PerEvent)).payload("photo:like")).unwrap();
+        let p = serde_json::to_value(
+            WireError::from(StoreError::LikeLimit(crate::store::LikeLimit::PerEvent)).payload("photo:like"),
+        )
+        .unwrap();
         assert_eq!((p["message"].as_str(), p["event"].as_str()), (Some("Like limit reached"), Some("photo:like")));
         assert_eq!(WireError::LikeLimit.status(), 403);
         let p = serde_json::to_value(WireError::RateLimited { retry_after_ms: 120 }.payload("photo:like")).unwrap();
@@ -151,7 +154,10 @@ mod tests {
         assert_eq!(ConnectRefusal::InvalidGuestSession.to_string(), "Invalid guest session");
         let busy = WireError::from(StoreError::Busy { retry_after_ms: 500 });
         let p = serde_json::to_value(busy.payload("photo:like")).unwrap();
-        assert_eq!((p["message"].as_str(), p["event"].as_str(), p["retryAfterMs"].as_u64()), (Some("Server busy"), Some("photo:like"), Some(500)));
+        assert_eq!(
+            (p["message"].as_str(), p["event"].as_str(), p["retryAfterMs"].as_u64()),
+            (Some("Server busy"), Some("photo:like"), Some(500))
+        );
         assert_eq!(busy.status(), 503);
     }
 }

@@ -40,12 +40,7 @@ pub enum Full {
 
 impl Gate {
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Gate> {
-        Arc::new(Gate {
-            max_total,
-            max_per_ip,
-            total: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-        })
+        Arc::new(Gate { max_total, max_per_ip, total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) })
     }
 
     fn ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpKey, usize>> {
@@ -258,7 +253,11 @@ impl AsyncWrite for Counted {
         }
         Poll::Ready(Ok(()))
     }
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
         loop {
             self.slot.wire.check()?;
             std::task::ready!(self.io.poll_write_ready(cx))?;
@@ -335,7 +334,9 @@ mod tests {
         let mut got = Vec::new();
         // Data the peer's kernel already holds arrives before the end; with a full window (a
         // reader that stopped, as `tests/queues.rs` shows) the end is a reset.
-        let end = tokio::time::timeout(std::time::Duration::from_secs(2), peer.read_to_end(&mut got)).await.expect("peer sees the end");
+        let end = tokio::time::timeout(std::time::Duration::from_secs(2), peer.read_to_end(&mut got))
+            .await
+            .expect("peer sees the end");
         let end = end.map_err(|e| e.kind());
         assert!(matches!(end, Ok(_) | Err(std::io::ErrorKind::ConnectionReset)), "{end:?} after {} bytes", got.len());
     }

@@ -40,7 +40,12 @@ pub fn sweep(app: &App, full: bool) -> (usize, usize, usize) {
     METRICS.sessions_expired.inc_by(expired as u64);
     METRICS.rooms_deleted.inc_by(deleted as u64);
     if !evicted.is_empty() || expired > 0 || deleted > 0 {
-        tracing::info!(rooms_evicted = evicted.len(), sessions_expired = expired, rooms_deleted = deleted, "janitor sweep");
+        tracing::info!(
+            rooms_evicted = evicted.len(),
+            sessions_expired = expired,
+            rooms_deleted = deleted,
+            "janitor sweep"
+        );
     }
     (evicted.len(), expired, deleted)
 }

@@ -240,7 +240,8 @@ impl<K: Hash + Eq + Clone> FailureBuckets<K> {
     pub fn fail(&self, key: &K) {
         let now = Instant::now();
         let mut t = self.lock();
-        let f = t.entry(key.clone()).or_insert_with(|| Failures { bucket: TokenBucket::full(&self.spec), tripped: false });
+        let f =
+            t.entry(key.clone()).or_insert_with(|| Failures { bucket: TokenBucket::full(&self.spec), tripped: false });
         let _ = f.bucket.take(&self.spec, now);
     }
 

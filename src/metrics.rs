@@ -6,8 +6,10 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -65,13 +67,24 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     r.register(Box::new(flush_seconds.clone())).expect("metric registration");
     let uptime = Gauge::new("hafi_uptime_seconds", "Seconds since the server started").expect("metric definition");
     r.register(Box::new(uptime.clone())).expect("metric registration");
-    let build_info = GaugeVec::new(Opts::new("hafi_build_info", "Build information"), &["version"]).expect("metric definition");
+    let build_info =
+        GaugeVec::new(Opts::new("hafi_build_info", "Build information"), &["version"]).expect("metric definition");
     r.register(Box::new(build_info.clone())).expect("metric registration");
     Metrics {
         events_received: counter_vec(&r, "hafi_events_received_total", "Socket.IO events received, by name", "event"),
         events_refused: counter_vec(&r, "hafi_events_refused_total", "Socket.IO events refused, by reason", "reason"),
-        connections_refused: counter_vec(&r, "hafi_connections_refused_total", "Connections refused, by reason", "reason"),
-        http_refused: counter_vec(&r, "hafi_http_refused_total", "HTTP API requests refused by a limit, by reason", "reason"),
+        connections_refused: counter_vec(
+            &r,
+            "hafi_connections_refused_total",
+            "Connections refused, by reason",
+            "reason",
+        ),
+        http_refused: counter_vec(
+            &r,
+            "hafi_http_refused_total",
+            "HTTP API requests refused by a limit, by reason",
+            "reason",
+        ),
         deliveries: counter(&r, "hafi_broadcast_deliveries_total", "Messages delivered to sockets by broadcasts"),
         rooms_evicted: counter(&r, "hafi_rooms_evicted_total", "Idle rooms evicted from memory by the janitor"),
         sessions_expired: counter(&r, "hafi_sessions_expired_total", "Expired guest sessions removed by the janitor"),

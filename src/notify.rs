@@ -12,7 +12,8 @@ fn send(state: &str) {
         #[cfg(target_os = "linux")]
         {
             use std::os::linux::net::SocketAddrExt;
-            std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
         }
         #[cfg(not(target_os = "linux"))]
         {

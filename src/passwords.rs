@@ -36,7 +36,10 @@ pub fn hash(password: &str) -> Result<String, UserError> {
     if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
         return Err(UserError::BadPassword);
     }
-    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| UserError::Hash(e.to_string()))
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Hash(e.to_string()))
 }
 
 /// Checks a password against a PHC string.

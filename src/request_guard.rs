@@ -53,7 +53,8 @@ pub struct RequestGuard<S> {
 
 fn refuse(status: StatusCode, message: &str, retry_after: Option<Duration>) -> Response<Body> {
     let body = serde_json::json!({ "error": message }).to_string();
-    let mut r = Response::new(http_body_util::Full::new(Bytes::from(body)).map_err(|e: Infallible| match e {}).boxed_unsync());
+    let mut r =
+        Response::new(http_body_util::Full::new(Bytes::from(body)).map_err(|e: Infallible| match e {}).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(wait) = retry_after {
@@ -77,7 +78,10 @@ fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
         return own.trim_end_matches('/').eq_ignore_ascii_case(origin);
     }
     let Some(host) = host else { return false };
-    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).is_some_and(|o| o.eq_ignore_ascii_case(host))
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
 /// API answers are per caller and often carry tokens or session ids: no cache may keep them.
@@ -98,7 +102,9 @@ fn detach_head<B>(req: Request<B>) -> Request<B> {
     let (mut parts, body) = req.into_parts();
     let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in parts.headers.iter() {
-        if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+        if let (Ok(n), Ok(v)) =
+            (header::HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
             headers.append(n, v);
         }
     }
@@ -135,7 +141,10 @@ where
             Box::pin(async move { Ok(r) })
         };
         if let Some(OverCap(full)) = req.extensions().get::<OverCap>() {
-            app.limiters.note_refusal(Refusal::Connection, if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" });
+            app.limiters.note_refusal(
+                Refusal::Connection,
+                if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" },
+            );
             return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(Duration::from_secs(1))));
         }
         let ip = req.extensions().get::<PeerAddr>().copied().unwrap_or_else(PeerAddr::unknown).key;
@@ -156,7 +165,10 @@ where
                 if let Some(o) = &allowed_origin {
                     cors(r.headers_mut(), o);
                     r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
-                    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, authorization"));
+                    r.headers_mut().insert(
+                        header::ACCESS_CONTROL_ALLOW_HEADERS,
+                        HeaderValue::from_static("content-type, authorization"),
+                    );
                 }
                 return early(r);
             }

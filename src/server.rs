@@ -13,8 +13,8 @@ use tower::{Service, ServiceBuilder};
 
 use crate::gate::{Counted, Gate};
 use crate::limits::IpKey;
-use crate::peer::{PeerAddr, canonical, client_ip, forwarded_for};
 use crate::metrics::Refusal;
+use crate::peer::{PeerAddr, canonical, client_ip, forwarded_for};
 use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::state::App;
 
@@ -47,7 +47,12 @@ pub fn effective_max_connections(configured: usize) -> usize {
     let soft = crate::gate::raise_fd_limit();
     let fits = soft.saturating_sub(FD_RESERVE).max(1) as usize;
     if fits < configured {
-        tracing::info!(configured, open_file_limit = soft, using = fits, "connection cap lowered to what the open-file limit allows");
+        tracing::info!(
+            configured,
+            open_file_limit = soft,
+            using = fits,
+            "connection cap lowered to what the open-file limit allows"
+        );
         fits
     } else {
         configured
@@ -97,7 +102,11 @@ async fn sweep_limiters(app: App) {
 /// On shutdown: a server-side disconnect to every socket first (clients see `io server
 /// disconnect` and do not reconnect into a dying process), while connections are still
 /// accepted and served so that polling clients can fetch it; then `drain` closes everything.
-async fn disconnect_all_on_shutdown(app: App, engine: std::sync::Arc<crate::engine::Engine>, drain: crate::shutdown::Shutdown) {
+async fn disconnect_all_on_shutdown(
+    app: App,
+    engine: std::sync::Arc<crate::engine::Engine>,
+    drain: crate::shutdown::Shutdown,
+) {
     app.shutdown.wait().await;
     tracing::info!("disconnecting clients");
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
@@ -141,7 +150,10 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         }
     });
     let svc = ServiceBuilder::new().layer(RequestGuardLayer::new(app.clone())).service(inner);
-    let gate = Gate::new(effective_max_connections(app.config.limits.max_connections), app.config.limits.max_connections_per_ip);
+    let gate = Gate::new(
+        effective_max_connections(app.config.limits.max_connections),
+        app.config.limits.max_connections_per_ip,
+    );
     app.set_gate(gate.clone());
     // Connections close only after every socket was told to disconnect.
     let drain = crate::shutdown::Shutdown::default();

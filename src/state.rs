@@ -9,13 +9,13 @@ use tokio::sync::Semaphore;
 
 use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
-use crate::limits::Limiters;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::gate::Gate;
+use crate::limits::Limiters;
 use crate::presence::Presence;
-use crate::shutdown::Shutdown;
 use crate::revocations::Revoker;
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 pub struct Shared {

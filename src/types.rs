@@ -186,7 +186,6 @@ pub fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"));
-    c.env_remove("NODE_ENV").env_remove("HAFI_ENV").env_remove("HAFI_CONFIG").env_remove("NEXTAUTH_SECRET").env("RUST_LOG", "warn");
+    c.env_remove("NODE_ENV")
+        .env_remove("HAFI_ENV")
+        .env_remove("HAFI_CONFIG")
+        .env_remove("NEXTAUTH_SECRET")
+        .env("RUST_LOG", "warn");
     c
 }
 
@@ -65,7 +69,13 @@ fn admin_user_commands() {
 #[test]
 fn token_command_signs_with_the_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let o = bin().args(["token", "--user", "web-app", "--role", "ADMIN", "--ttl", "1h"]).env("NEXTAUTH_SECRET", SECRET).arg("--data-dir").arg(dir.path()).output().unwrap();
+    let o = bin()
+        .args(["token", "--user", "web-app", "--role", "ADMIN", "--ttl", "1h"])
+        .env("NEXTAUTH_SECRET", SECRET)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let t = hafi_realtime::auth::Tokens::new(SECRET).unwrap();
@@ -87,11 +97,16 @@ fn check_reports_and_production_refusals_exit_2() {
         (&[("NEXTAUTH_SECRET", "tooshort")], "too short"),
         (&[("NEXTAUTH_SECRET", "changeme-changeme-changeme-changeme")], "placeholder"),
         (&[("NEXTAUTH_SECRET", strong), ("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS"),
-        (&[("NEXTAUTH_SECRET", strong), ("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")], "guest session validation"),
+        (
+            &[("NEXTAUTH_SECRET", strong), ("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")],
+            "guest session validation",
+        ),
     ];
     for (env, msg) in cases {
         let mut c = bin();
-        c.args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"]).arg(dir.path()).env("NODE_ENV", "production");
+        c.args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"])
+            .arg(dir.path())
+            .env("NODE_ENV", "production");
         for (k, v) in env {
             c.env(k, v);
         }
@@ -133,7 +148,8 @@ async fn one_process_per_data_directory_and_export_import_round_trip() {
     let dump = run(&["export"], server.data_dir(), "");
     assert!(dump.status.success());
     let dump = String::from_utf8_lossy(&dump.stdout).to_string();
-    let kinds: Vec<String> = dump.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> =
+        dump.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string()).collect();
     for k in ["meta", "event", "session", "admin", "room", "room_guest", "like_count", "liker"] {
         assert!(kinds.iter().any(|x| x == k), "no {k} in export");
     }
@@ -142,7 +158,8 @@ async fn one_process_per_data_directory_and_export_import_round_trip() {
     let o = run(&["import"], fresh.path(), &dump);
     assert!(o.status.success(), "{}", text(&o));
     let again = run(&["export"], fresh.path(), "");
-    let strip = |s: &str| s.lines().filter(|l| !l.contains("\"kind\":\"meta\"")).map(str::to_string).collect::<Vec<_>>();
+    let strip =
+        |s: &str| s.lines().filter(|l| !l.contains("\"kind\":\"meta\"")).map(str::to_string).collect::<Vec<_>>();
     assert_eq!(strip(&dump), strip(&String::from_utf8_lossy(&again.stdout)));
     // A non-empty directory is refused unless forced.
     let o = run(&["import"], fresh.path(), &dump);
@@ -159,12 +176,16 @@ async fn login_endpoint() {
     // Provision the admin before the server takes the data directory.
     let mut server = Server::start();
     server.stop();
-    assert!(run(&["admin", "add", "dana", "--password-stdin"], server.data_dir(), "dana's password\n").status.success());
+    assert!(
+        run(&["admin", "add", "dana", "--password-stdin"], server.data_dir(), "dana's password\n").status.success()
+    );
     server.restart_after_stop();
     let http = Http::new(&server);
 
     let t0 = Instant::now();
-    let (st, ok) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "dana's password"}))).await;
+    let (st, ok) = http
+        .call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "dana's password"})))
+        .await;
     let t_ok = t0.elapsed();
     assert_eq!(st, 200, "{ok}");
     let token = ok["token"].as_str().unwrap().to_string();
@@ -177,10 +198,12 @@ async fn login_endpoint() {
     assert_eq!(s.expect("admin:notification", 3000).await["type"], "hello");
 
     let t1 = Instant::now();
-    let (st_wrong, wrong) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "nope nope"}))).await;
+    let (st_wrong, wrong) =
+        http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "nope nope"}))).await;
     let t_wrong = t1.elapsed();
     let t2 = Instant::now();
-    let (st_unknown, unknown) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "zed", "password": "nope nope"}))).await;
+    let (st_unknown, unknown) =
+        http.call("POST", "/api/admin/login", None, Some(json!({"username": "zed", "password": "nope nope"}))).await;
     let t_unknown = t2.elapsed();
     assert_eq!((st_wrong, st_unknown), (401, 401));
     assert_eq!(wrong, json!({"error": "Invalid credentials"}));
@@ -191,7 +214,9 @@ async fn login_endpoint() {
     // Five attempts per minute per IP (three used): the sixth is refused with Retry-After.
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "x"}))).await.0);
+        statuses.push(
+            http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "x"}))).await.0,
+        );
     }
     assert_eq!(statuses, vec![401, 401, 429]);
     let resp = reqwest::Client::new()
@@ -227,14 +252,21 @@ fn data_directory_of_a_newer_format_is_refused() {
     }
     assert!(!o.status.success());
     assert!(text(&o).contains("newer hafi-realtime (format 9"), "{}", text(&o));
-    let o = bin().args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"]).arg(dir.path()).env("NEXTAUTH_SECRET", SECRET).output().unwrap();
+    let o = bin()
+        .args(["serve", "--port", "0", "--host", "127.0.0.1", "--data-dir"])
+        .arg(dir.path())
+        .env("NEXTAUTH_SECRET", SECRET)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("newer hafi-realtime"));
 }
 
 fn token_lifetime(token: &str) -> u64 {
     let middle = token.trim().split('.').nth(1).expect("three parts");
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(middle).expect("base64")).expect("json");
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(middle).expect("base64"))
+            .expect("json");
     claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat")
 }
 
@@ -245,7 +277,10 @@ fn token_command_uses_the_configured_ttl_unless_given() {
     std::fs::write(&cfg, "[auth]\ntoken_ttl = \"2h\"\n").unwrap();
     let mint = |extra: &[&str], config: bool| {
         let mut c = bin();
-        c.args(["token", "--user", "web-app", "--role", "ADMIN", "--data-dir"]).arg(dir.path().join("data")).args(extra).env("NEXTAUTH_SECRET", SECRET);
+        c.args(["token", "--user", "web-app", "--role", "ADMIN", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("NEXTAUTH_SECRET", SECRET);
         if config {
             c.arg("--config").arg(&cfg);
         }
@@ -264,7 +299,11 @@ fn check_warns_in_production_when_public_origin_is_unset() {
     let strong = "k3J9xQ2mV8pL5nR7tY1wZ4aB6cD0eF2gH";
     let check = |env: &str, config: Option<&str>| {
         let mut c = bin();
-        c.arg("check").arg("--data-dir").arg(dir.path().join("data")).env("NEXTAUTH_SECRET", strong).env("NODE_ENV", env);
+        c.arg("check")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("NEXTAUTH_SECRET", strong)
+            .env("NODE_ENV", env);
         if let Some(text) = config {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();

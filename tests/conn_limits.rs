@@ -48,7 +48,11 @@ async fn per_ip_cap_refuses_then_admits_after_close_and_ignores_untrusted_forwar
         held.push(ws(&server, [127, 0, 0, 2], &[]).await.expect("under the cap"));
     }
     assert_eq!(ws(&server, [127, 0, 0, 2], &[]).await.err(), Some(429));
-    assert_eq!(ws(&server, [127, 0, 0, 2], &[("x-forwarded-for", "198.51.100.7")]).await.err(), Some(429), "spoofed header escaped the cap");
+    assert_eq!(
+        ws(&server, [127, 0, 0, 2], &[("x-forwarded-for", "198.51.100.7")]).await.err(),
+        Some(429),
+        "spoofed header escaped the cap"
+    );
     // Another address has its own allowance.
     let _other = ws(&server, [127, 0, 0, 3], &[]).await.expect("other IP");
     // Closing one admits one again.
@@ -89,10 +93,20 @@ async fn foreign_origin_is_refused() {
     assert!(ws(&server, [127, 0, 0, 2], &[("origin", &own)]).await.is_ok(), "the admin page's own origin");
     // Polling from an allowed origin gets CORS headers; a foreign one is refused.
     let c = reqwest::Client::new();
-    let ok = c.get(format!("{}/socket.io/?EIO=4&transport=polling", server.url)).header("origin", "http://localhost:3000").send().await.unwrap();
+    let ok = c
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", server.url))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:3000");
-    let bad = c.get(format!("{}/socket.io/?EIO=4&transport=polling", server.url)).header("origin", "https://evil.example").send().await.unwrap();
+    let bad = c
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", server.url))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status().as_u16(), 403);
 }
 
@@ -140,7 +154,8 @@ async fn non_object_auth_is_authentication_failed() {
     use tokio_tungstenite::tungstenite::Message;
     let server = Server::start();
     let addr = server.url.trim_start_matches("http://").to_string();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     ws.next().await.unwrap().unwrap();
     ws.send(Message::text("40[\"not\",\"an object\"]")).await.unwrap();
     let reply = loop {

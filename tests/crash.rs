@@ -30,7 +30,11 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
         tasks.push(tokio::spawn(async move {
             for p in 0..PHOTOS {
                 let photo = (p + g * 7) % PHOTOS;
-                if s.client.emit("photo:like", json!({"eventSlug": slug, "photo_id": format!("p{photo}")})).await.is_err() {
+                if s.client
+                    .emit("photo:like", json!({"eventSlug": slug, "photo_id": format!("p{photo}")}))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;

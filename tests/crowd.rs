@@ -78,7 +78,8 @@ async fn connect(addr: SocketAddr, auth: &Value, recv_buffer: Option<u32>) -> Ws
 type Presence = Vec<(String, u64)>;
 
 fn presence(name: &str, data: &Value) -> Option<(String, u64)> {
-    matches!(name, "guest:joined" | "guest:left").then(|| (name.to_string(), data["guestCount"].as_u64().unwrap_or(u64::MAX)))
+    matches!(name, "guest:joined" | "guest:left")
+        .then(|| (name.to_string(), data["guestCount"].as_u64().unwrap_or(u64::MAX)))
 }
 
 /// Sends `event:join` and reads up to the snapshot; returns it and the presence messages before it.
@@ -125,7 +126,10 @@ impl Reader {
                         if let Some((name, data)) = event(t.as_str())
                             && name == "photo:comment"
                         {
-                            let seq = data["comment"].as_str().and_then(|c| c.split(':').next()).and_then(|n| n.parse::<usize>().ok());
+                            let seq = data["comment"]
+                                .as_str()
+                                .and_then(|c| c.split(':').next())
+                                .and_then(|n| n.parse::<usize>().ok());
                             if seq != Some(comments.load(Ordering::Acquire)) {
                                 in_order.store(false, Ordering::Release);
                             }
@@ -146,7 +150,8 @@ impl Reader {
 
 /// Sockets shed as slow consumers so far, from `/metrics`.
 async fn shed_count(http: &reqwest::Client, server: &Server) -> u64 {
-    let text = http.get(format!("{}/metrics", server.url)).send().await.expect("metrics").text().await.unwrap_or_default();
+    let text =
+        http.get(format!("{}/metrics", server.url)).send().await.expect("metrics").text().await.unwrap_or_default();
     text.lines()
         .find(|l| l.starts_with("hafi_connections_refused_total") && l.contains("reason=\"slow_consumer\""))
         .and_then(|l| l.rsplit(' ').next())
@@ -165,7 +170,10 @@ async fn connect_upgraded(addr: SocketAddr, auth: &Value, recv_buffer: u32) -> W
     let http = reqwest::Client::new();
     let base = format!("http://{addr}/socket.io/?EIO=4&transport=polling");
     let open = http.get(&base).send().await.expect("polling handshake").text().await.unwrap_or_default();
-    let sid = open.strip_prefix('0').and_then(|o| serde_json::from_str::<Value>(o).ok()).and_then(|o| o["sid"].as_str().map(String::from));
+    let sid = open
+        .strip_prefix('0')
+        .and_then(|o| serde_json::from_str::<Value>(o).ok())
+        .and_then(|o| o["sid"].as_str().map(String::from));
     let sid = sid.unwrap_or_else(|| panic!("open packet: {open}"));
     let poll = format!("{base}&sid={sid}");
     assert_eq!(http.post(&poll).body(format!("40{auth}")).send().await.expect("CONNECT").status().as_u16(), 200);
@@ -259,7 +267,11 @@ async fn shed_case(upgraded: bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while readers.iter().any(|r| r.comments.load(Ordering::Acquire) < sent) {
             let counts: Vec<_> = readers.iter().map(|r| r.comments.load(Ordering::Acquire)).collect();
-            assert!(Instant::now() < deadline, "normal readers fell behind: {counts:?} of {sent}; admin errors {:?}", admin_errors.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "normal readers fell behind: {counts:?} of {sent}; admin errors {:?}",
+                admin_errors.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if last_poll.elapsed() >= Duration::from_millis(100) {
@@ -294,7 +306,9 @@ async fn shed_case(upgraded: bool) {
             Ok(None) => break "end of stream".to_string(),
         }
     };
-    println!("shed seen after {sent} comments; reset observed {closed_after:?} later; then {frames} buffered frames and {end}");
+    println!(
+        "shed seen after {sent} comments; reset observed {closed_after:?} later; then {frames} buffered frames and {end}"
+    );
 
     for (i, r) in readers.iter().enumerate() {
         assert_eq!(r.comments.load(Ordering::Acquire), sent, "reader {i} missed comments");
@@ -320,12 +334,22 @@ struct Seen {
 
 /// Returns what the guest saw, and its connection still open: one guest closing must not show
 /// up as a `guest:left` in another's record.
-async fn crowd_guest(server: SocketAddr, i: usize, joined: Arc<AtomicUsize>, mut stop: watch::Receiver<bool>) -> (Seen, Option<Ws>) {
+async fn crowd_guest(
+    server: SocketAddr,
+    i: usize,
+    joined: Arc<AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) -> (Seen, Option<Ws>) {
     let auth = json!({"guestSessionId": format!("crowd-guest-{i}"), "eventSlug": "reunion"});
     let mut ws = connect(server, &auth, None).await;
     let (snapshot, before) = join(&mut ws, "reunion").await;
     joined.fetch_add(1, Ordering::AcqRel);
-    let mut seen = Seen { snapshot_count: snapshot["guestCount"].as_u64().unwrap_or(0), before, after: Vec::new(), disconnected: false };
+    let mut seen = Seen {
+        snapshot_count: snapshot["guestCount"].as_u64().unwrap_or(0),
+        before,
+        after: Vec::new(),
+        disconnected: false,
+    };
     loop {
         tokio::select! {
             m = ws.next() => match m {
@@ -348,7 +372,8 @@ async fn crowd_guest(server: SocketAddr, i: usize, joined: Arc<AtomicUsize>, mut
     }
 }
 
-const CROWD_LIMITS: &str = "[limits]\nmax_connections_per_ip = 1000\nconnect_per_ip = { rate = 1000, per = \"1s\", burst = 1000 }\n";
+const CROWD_LIMITS: &str =
+    "[limits]\nmax_connections_per_ip = 1000\nconnect_per_ip = { rate = 1000, per = \"1s\", burst = 1000 }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_rejoining_at_once_gets_coalesced_presence_ending_on_the_final_count() {
@@ -372,11 +397,16 @@ async fn a_crowd_rejoining_at_once_gets_coalesced_presence_ending_on_the_final_c
     let mut total = 0usize;
     let mut open = Vec::new();
     for (i, g) in guests.into_iter().enumerate() {
-        let (seen, ws) = tokio::time::timeout(Duration::from_secs(5), g).await.expect("guest task ends").expect("guest task");
+        let (seen, ws) =
+            tokio::time::timeout(Duration::from_secs(5), g).await.expect("guest task ends").expect("guest task");
         open.push(ws);
         assert!(!seen.disconnected, "guest {i} was disconnected");
         let own = seen.before.last().unwrap_or_else(|| panic!("guest {i} got no guest:joined before its snapshot"));
-        assert_eq!(own, &("guest:joined".to_string(), seen.snapshot_count), "guest {i}: its own guest:joined, then the snapshot");
+        assert_eq!(
+            own,
+            &("guest:joined".to_string(), seen.snapshot_count),
+            "guest {i}: its own guest:joined, then the snapshot"
+        );
         let all: Vec<_> = seen.before.iter().chain(&seen.after).collect();
         assert!(all.windows(2).all(|w| w[0].1 <= w[1].1), "guest {i}: a stale count after a newer one: {all:?}");
         let last = all.last().map(|(_, c)| *c);
@@ -384,7 +414,10 @@ async fn a_crowd_rejoining_at_once_gets_coalesced_presence_ending_on_the_final_c
         assert!(all.iter().all(|(name, _)| name == "guest:joined"), "guest {i}: {all:?}");
         total += all.len();
     }
-    println!("{G} guests joined in {all_joined:?}; {total} presence messages in all (one per join to the whole room would be {})", G * (G + 1) / 2);
+    println!(
+        "{G} guests joined in {all_joined:?}; {total} presence messages in all (one per join to the whole room would be {})",
+        G * (G + 1) / 2
+    );
     assert!(total < G * G / 4, "{total} presence messages for {G} joins: not coalesced");
 }
 
@@ -424,7 +457,8 @@ async fn every_phone_of_a_room_of_two_thousand_gets_every_comment_once_and_in_or
 
     let mut admin = connect(at, &json!({"token": admin_token()}), None).await;
     for seq in 0..COMMENTS {
-        let frame = json!(["photo:comment", {"eventSlug": "stadium", "photo_id": "p1", "comment": format!("{seq}:cheers")}]);
+        let frame =
+            json!(["photo:comment", {"eventSlug": "stadium", "photo_id": "p1", "comment": format!("{seq}:cheers")}]);
         admin.send(Message::text(format!("42{frame}"))).await.expect("comment");
     }
     let deadline = Instant::now() + Duration::from_secs(30);

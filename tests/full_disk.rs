@@ -32,7 +32,12 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).status().ok()?.success();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .ok()?
+            .success();
         ok.then_some(Tmpfs { dir })
     }
 
@@ -49,7 +54,11 @@ impl Drop for Tmpfs {
 
 /// Writes zeros until the filesystem is full.
 fn fill(path: &Path) {
-    let _ = Command::new("dd").arg("if=/dev/zero").arg(format!("of={}", path.display())).args(["bs=1M", "count=64"]).output();
+    let _ = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", path.display()))
+        .args(["bs=1M", "count=64"])
+        .output();
 }
 
 /// Likes `photo` and waits for the acknowledgement; `None` when none came within 5 s.
@@ -58,23 +67,28 @@ async fn like(sock: &Sock, photo: &str) -> Option<Value> {
     let tx = std::sync::Mutex::new(Some(tx));
     let sent = sock
         .client
-        .emit_with_ack("photo:like", json!({"eventSlug": SLUG, "photo_id": photo}), Duration::from_secs(5), move |p: Payload, _| {
-            #[allow(deprecated)]
-            let v = match p {
-                Payload::Text(mut v) if !v.is_empty() => v.swap_remove(0),
-                Payload::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-            // The acknowledgement's arguments arrive as one array.
-            let v = match v {
-                Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
-                other => other,
-            };
-            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                let _ = tx.send(v);
-            }
-            async {}.boxed()
-        })
+        .emit_with_ack(
+            "photo:like",
+            json!({"eventSlug": SLUG, "photo_id": photo}),
+            Duration::from_secs(5),
+            move |p: Payload, _| {
+                #[allow(deprecated)]
+                let v = match p {
+                    Payload::Text(mut v) if !v.is_empty() => v.swap_remove(0),
+                    Payload::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                // The acknowledgement's arguments arrive as one array.
+                let v = match v {
+                    Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+                    other => other,
+                };
+                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send(v);
+                }
+                async {}.boxed()
+            },
+        )
         .await;
     if sent.is_err() {
         return None;
@@ -160,7 +174,11 @@ async fn full_disk_recovers_in_the_same_process_without_losing_acknowledged_like
     eprintln!("recovered {:.1} s after space came back", freed.elapsed().as_secs_f64());
 
     // The reopen kept the directory locked: a second process is refused.
-    let second = Command::new(env!("CARGO_BIN_EXE_hafi-realtime")).args(["admin", "list", "--data-dir"]).arg(&data).output().expect("run second");
+    let second = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
+        .args(["admin", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run second");
     assert!(!second.status.success(), "a second process opened the data directory during the run");
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use"), "{}", String::from_utf8_lossy(&second.stderr));
 
@@ -184,7 +202,8 @@ async fn a_failed_reopen_disconnects_clients_and_exits_non_zero() {
     let data: PathBuf = fs.path().join("data");
     let filler = fs.path().join("filler");
     let config = "[limits.events]\nlike = { rate = 200, per = \"1s\", burst = 200 }\n";
-    let mut server = Server::start_at(data.clone(), Some(config), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let mut server =
+        Server::start_at(data.clone(), Some(config), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
     let http = Http::new(&server);
     let mut guest = Sock::guest(&server.url, "lost-guest", SLUG).await;
     guest.join(SLUG).await;

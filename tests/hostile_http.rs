@@ -22,7 +22,10 @@ fn server_addr(server: &Server) -> SocketAddr {
 async fn connect_from(server: &Server, source: [u8; 4]) -> TcpStream {
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::from((source, 0))).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), sock.connect(server_addr(server))).await.expect("connect timed out").expect("connect")
+    tokio::time::timeout(Duration::from_secs(5), sock.connect(server_addr(server)))
+        .await
+        .expect("connect timed out")
+        .expect("connect")
 }
 
 /// Reads one HTTP response: status, lower-cased head, body (sized by Content-Length).
@@ -34,7 +37,10 @@ async fn read_response(s: &mut TcpStream) -> Option<(u16, String, String)> {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let status = head.split(' ').nth(1)?.parse().ok()?;
-            let len = head.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok())).unwrap_or(0);
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+                .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
                 return Some((status, head, body));
@@ -81,7 +87,12 @@ fn retry_after(r: &reqwest::Response) -> u64 {
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"));
-    c.env_remove("NODE_ENV").env_remove("HAFI_ENV").env_remove("HAFI_CONFIG").env_remove("NEXTAUTH_SECRET").env_remove("LOG_FORMAT").env("RUST_LOG", "warn");
+    c.env_remove("NODE_ENV")
+        .env_remove("HAFI_ENV")
+        .env_remove("HAFI_CONFIG")
+        .env_remove("NEXTAUTH_SECRET")
+        .env_remove("LOG_FORMAT")
+        .env("RUST_LOG", "warn");
     c
 }
 
@@ -110,8 +121,10 @@ const DANA: &str = "dana's password";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_half_sent_and_idle_connections_are_closed_and_free_their_place() {
     // Loopback is not a proxy here, so each connection counts against its source address at once.
-    let server =
-        Server::start_with(Some("[limits]\nheader_read_timeout = \"2s\"\nmax_connections_per_ip = 4\n"), &[("TRUSTED_PROXIES", "10.9.9.9/32")]);
+    let server = Server::start_with(
+        Some("[limits]\nheader_read_timeout = \"2s\"\nmax_connections_per_ip = 4\n"),
+        &[("TRUSTED_PROXIES", "10.9.9.9/32")],
+    );
     let src = [127, 0, 0, 7];
     let silent = connect_from(&server, src).await;
     let mut half = connect_from(&server, src).await;
@@ -169,17 +182,25 @@ async fn ipv6_clients_share_the_limits_of_their_64() {
     let url = format!("{}/api/admin/login", server.url);
     let mut statuses = Vec::new();
     for n in 1..=7 {
-        let r = post_as(&c, url.clone(), &format!("2001:db8:1:2::{n:x}"), json!({"username": "dana", "password": "wrong password"})).await;
+        let r = post_as(
+            &c,
+            url.clone(),
+            &format!("2001:db8:1:2::{n:x}"),
+            json!({"username": "dana", "password": "wrong password"}),
+        )
+        .await;
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, vec![401, 401, 401, 401, 401, 429, 429], "seven addresses of one /64 share one login bucket");
-    let other = post_as(&c, url.clone(), "2001:db8:1:3::1", json!({"username": "dana", "password": "wrong password"})).await;
+    let other =
+        post_as(&c, url.clone(), "2001:db8:1:3::1", json!({"username": "dana", "password": "wrong password"})).await;
     assert_eq!(other.status().as_u16(), 401, "another /64 has its own bucket");
     // IPv4-mapped IPv6 is the IPv4 client.
     for _ in 0..5 {
         post_as(&c, url.clone(), "198.51.100.4", json!({"username": "dana", "password": "wrong password"})).await;
     }
-    let mapped = post_as(&c, url, "::ffff:198.51.100.4", json!({"username": "dana", "password": "wrong password"})).await;
+    let mapped =
+        post_as(&c, url, "::ffff:198.51.100.4", json!({"username": "dana", "password": "wrong password"})).await;
     assert_eq!(mapped.status().as_u16(), 429);
 }
 
@@ -187,7 +208,10 @@ async fn ipv6_clients_share_the_limits_of_their_64() {
 
 async fn raw_login(server: &Server, forwarded_lines: &[&str]) -> u16 {
     let body = json!({"username": "dana", "password": "wrong password"}).to_string();
-    let mut req = format!("POST /api/admin/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "POST /api/admin/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for l in forwarded_lines {
         req.push_str(&format!("X-Forwarded-For: {l}\r\n"));
     }
@@ -204,7 +228,13 @@ async fn forwarded_for_lines_are_read_as_one_list() {
     let c = reqwest::Client::new();
     // 203.0.113.50 spends its five logins.
     for _ in 0..5 {
-        let r = post_as(&c, format!("{}/api/admin/login", server.url), "203.0.113.50", json!({"username": "dana", "password": "x"})).await;
+        let r = post_as(
+            &c,
+            format!("{}/api/admin/login", server.url),
+            "203.0.113.50",
+            json!({"username": "dana", "password": "x"}),
+        )
+        .await;
         assert_eq!(r.status().as_u16(), 401);
     }
     // The client wrote a fresh address on the first line; the proxy appended the real one.
@@ -223,7 +253,8 @@ async fn access(c: &reqwest::Client, server: &Server, slug: &str, ip: &str, code
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_guest_sessions_per_ip_burst_then_429() {
-    let server = Server::start_with(Some("[limits]\ngallery_access_per_ip = { rate = 1, per = \"1h\", burst = 3 }\n"), &[]);
+    let server =
+        Server::start_with(Some("[limits]\ngallery_access_per_ip = { rate = 1, per = \"1h\", burst = 3 }\n"), &[]);
     Http::new(&server).create_event("open", None).await;
     let c = reqwest::Client::new();
     for _ in 0..3 {
@@ -233,7 +264,11 @@ async fn new_guest_sessions_per_ip_burst_then_429() {
     assert_eq!(r.status().as_u16(), 429);
     assert!(retry_after(&r) > 60, "Retry-After {} for a bucket of one per hour", retry_after(&r));
     assert_eq!(r.headers()["cache-control"], "no-store");
-    assert_eq!(access(&c, &server, "open", "198.51.100.11", None).await.status().as_u16(), 201, "another client is unaffected");
+    assert_eq!(
+        access(&c, &server, "open", "198.51.100.11", None).await.status().as_u16(),
+        201,
+        "another client is unaffected"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +301,9 @@ async fn default_limits_admit_a_venue_burst_of_100_sessions_then_refuse() {
 const CODE_LIMITS: &str = "[limits]\naccess_code_failures_per_ip = { rate = 1, per = \"1h\", burst = 4 }\naccess_code_failures_per_event = { rate = 1, per = \"1h\", burst = 6 }\n";
 
 async fn coded_event(server: &Server, slug: &str) {
-    let (st, body) = Http::new(server).call("POST", "/api/admin/events", Some(&admin_token()), Some(json!({"slug": slug, "accessCode": "ZX81AB"}))).await;
+    let (st, body) = Http::new(server)
+        .call("POST", "/api/admin/events", Some(&admin_token()), Some(json!({"slug": slug, "accessCode": "ZX81AB"})))
+        .await;
     assert_eq!(st, 201, "{body}");
 }
 
@@ -306,7 +343,9 @@ async fn wrong_codes_per_event_trip_once_and_tell_the_admins() {
             assert_eq!(access(&c, &server, "coded", ip, Some(&guess)).await.status().as_u16(), 403);
         }
     }
-    let security = |events: &[(String, Value)]| events.iter().filter(|(n, v)| n == "admin:notification" && v["type"] == "security").count();
+    let security = |events: &[(String, Value)]| {
+        events.iter().filter(|(n, v)| n == "admin:notification" && v["type"] == "security").count()
+    };
     assert_eq!(security(&admin.drain(300).await), 0, "no notification before the limit trips");
     // A fresh client with the right code: the event is limited.
     let r = access(&c, &server, "coded", "198.51.100.34", Some("ZX81AB")).await;
@@ -327,7 +366,12 @@ async fn wrong_codes_per_event_trip_once_and_tell_the_admins() {
 
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,7 +401,13 @@ async fn a_login_flood_is_answered_at_once_within_bounded_memory() {
         let password = if n % 2 == 0 { DANA } else { "wrong password" };
         let (c, url) = (c.clone(), url.clone());
         async move {
-            let r = c.post(url).headers(forwarded(&format!("198.18.0.{n}"))).json(&json!({"username": "dana", "password": password})).timeout(Duration::from_secs(30)).send().await;
+            let r = c
+                .post(url)
+                .headers(forwarded(&format!("198.18.0.{n}")))
+                .json(&json!({"username": "dana", "password": password}))
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await;
             match r {
                 Ok(r) => {
                     let status = r.status().as_u16();
@@ -391,7 +441,9 @@ async fn a_login_flood_is_answered_at_once_within_bounded_memory() {
     let grown_mb = peak.saturating_sub(before) / 1024;
     assert!(grown_mb < 150, "RSS grew by {grown_mb} MB (from {} MB to {} MB)", before / 1024, peak / 1024);
     // Served normally once the flood is over.
-    let (st, _) = Http::new(&server).call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": DANA}))).await;
+    let (st, _) = Http::new(&server)
+        .call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": DANA})))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -401,14 +453,27 @@ async fn a_login_flood_is_answered_at_once_within_bounded_memory() {
 async fn api_answers_are_never_cached() {
     let server = server_with_admin(Some("[limits]\nhttp_per_ip = { rate = 1, per = \"1h\", burst = 6 }\n"));
     let c = reqwest::Client::new();
-    let ok = c.post(format!("{}/api/admin/login", server.url)).json(&json!({"username": "dana", "password": DANA})).send().await.unwrap();
+    let ok = c
+        .post(format!("{}/api/admin/login", server.url))
+        .json(&json!({"username": "dana", "password": DANA}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(ok.headers()["cache-control"], "no-store");
-    let wrong = c.post(format!("{}/api/admin/login", server.url)).json(&json!({"username": "dana", "password": "nope nope"})).send().await.unwrap();
+    let wrong = c
+        .post(format!("{}/api/admin/login", server.url))
+        .json(&json!({"username": "dana", "password": "nope nope"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
     assert_eq!(wrong.headers()["cache-control"], "no-store");
     let unauthorized = c.get(format!("{}/api/admin/events", server.url)).send().await.unwrap();
-    assert_eq!((unauthorized.status().as_u16(), &unauthorized.headers()["cache-control"]), (401, &"no-store".parse().unwrap()));
+    assert_eq!(
+        (unauthorized.status().as_u16(), &unauthorized.headers()["cache-control"]),
+        (401, &"no-store".parse().unwrap())
+    );
     let missing = c.get(format!("{}/api/nope", server.url)).send().await.unwrap();
     assert_eq!((missing.status().as_u16(), &missing.headers()["cache-control"]), (404, &"no-store".parse().unwrap()));
     let big = c.post(format!("{}/api/admin/events", server.url)).body("x".repeat(70_000)).send().await.unwrap();
@@ -425,7 +490,9 @@ async fn api_answers_are_never_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_origin_is_the_own_origin_instead_of_the_host() {
     let c = reqwest::Client::new();
-    let poll = |url: &str, origin: &str| c.get(format!("{url}/socket.io/?EIO=4&transport=polling")).header("origin", origin.to_string()).send();
+    let poll = |url: &str, origin: &str| {
+        c.get(format!("{url}/socket.io/?EIO=4&transport=polling")).header("origin", origin.to_string()).send()
+    };
     // Without it, an Origin matching the Host header is our own.
     let plain = Server::start();
     let host_origin = plain.url.clone();
@@ -437,5 +504,9 @@ async fn public_origin_is_the_own_origin_instead_of_the_host() {
     assert_eq!(own.headers()["access-control-allow-origin"], "https://live.example-studio.com");
     let rebound = poll(&server.url, &server.url).await.unwrap();
     assert_eq!(rebound.status().as_u16(), 403, "an Origin that only matches the Host header");
-    assert_eq!(poll(&server.url, "http://localhost:3000").await.unwrap().status().as_u16(), 200, "allowed origins still are");
+    assert_eq!(
+        poll(&server.url, "http://localhost:3000").await.unwrap().status().as_u16(),
+        200,
+        "allowed origins still are"
+    );
 }

@@ -36,7 +36,14 @@ async fn event_registry() {
     assert_eq!(http.call("GET", "/api/admin/events", Some("garbage"), None).await.0, 401);
     assert_eq!(http.call("GET", "/api/admin/events", Some(&token("u1", "PHOTOGRAPHER")), None).await.0, 403);
 
-    let (st, ev) = http.call("POST", "/api/admin/events", a, Some(json!({"slug": "Gala-2026", "name": "Gala", "accessCode": "ab12cd", "ownerId": 7}))).await;
+    let (st, ev) = http
+        .call(
+            "POST",
+            "/api/admin/events",
+            a,
+            Some(json!({"slug": "Gala-2026", "name": "Gala", "accessCode": "ab12cd", "ownerId": 7})),
+        )
+        .await;
     assert_eq!(st, 201, "{ev}");
     assert_eq!(ev["slug"], "gala-2026");
     assert_eq!(ev["status"], "ACTIVE");
@@ -45,7 +52,13 @@ async fn event_registry() {
     assert!(ev["createdAt"].as_str().unwrap().ends_with('Z'));
 
     assert_eq!(http.call("POST", "/api/admin/events", a, Some(json!({"slug": "gala-2026"}))).await.0, 409);
-    for bad in [json!({"slug": "bad slug"}), json!({"slug": "x", "status": "OPEN"}), json!({"slug": "x", "accessCode": "123"}), json!({"slug": "x", "bogus": 1}), json!([1])] {
+    for bad in [
+        json!({"slug": "bad slug"}),
+        json!({"slug": "x", "status": "OPEN"}),
+        json!({"slug": "x", "accessCode": "123"}),
+        json!({"slug": "x", "bogus": 1}),
+        json!([1]),
+    ] {
         let (st, body) = http.call("POST", "/api/admin/events", a, Some(bad.clone())).await;
         assert_eq!(st, 400, "{bad} → {body}");
         assert!(body["error"].is_string());
@@ -60,9 +73,19 @@ async fn event_registry() {
     assert_eq!(http.call("GET", "/api/admin/events/gala-2026", a, None).await.1["name"], "Gala");
     assert_eq!(http.call("GET", "/api/admin/events/nope", a, None).await.0, 404);
 
-    let (st, ev) = http.call("PATCH", "/api/admin/events/gala-2026", a, Some(json!({"status": "DRAFT", "accessCode": null, "name": "Gala!"}))).await;
+    let (st, ev) = http
+        .call(
+            "PATCH",
+            "/api/admin/events/gala-2026",
+            a,
+            Some(json!({"status": "DRAFT", "accessCode": null, "name": "Gala!"})),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!((ev["status"].clone(), ev["accessCode"].clone(), ev["name"].clone()), (json!("DRAFT"), json!(null), json!("Gala!")));
+    assert_eq!(
+        (ev["status"].clone(), ev["accessCode"].clone(), ev["name"].clone()),
+        (json!("DRAFT"), json!(null), json!("Gala!"))
+    );
     assert_eq!(http.call("PATCH", "/api/admin/events/gala-2026", a, Some(json!({"status": null}))).await.0, 400);
     assert_eq!(http.call("PATCH", "/api/admin/events/nope", a, Some(json!({"name": "x"}))).await.0, 404);
 
@@ -85,25 +108,49 @@ async fn guest_sessions_and_gallery_access() {
     let a = Some(admin.as_str());
 
     // Registering a session creates its event (ACTIVE) when unknown, and keeps a given id.
-    let (st, s) = http.call("POST", "/api/admin/guest-sessions", a, Some(json!({"eventSlug": "new-event", "guestSessionId": "web_abc-1"}))).await;
+    let (st, s) = http
+        .call(
+            "POST",
+            "/api/admin/guest-sessions",
+            a,
+            Some(json!({"eventSlug": "new-event", "guestSessionId": "web_abc-1"})),
+        )
+        .await;
     assert_eq!(st, 201, "{s}");
     assert_eq!((s["guestSessionId"].clone(), s["eventSlug"].clone()), (json!("web_abc-1"), json!("new-event")));
     assert_eq!(http.call("GET", "/api/admin/events/new-event", a, None).await.1["status"], "ACTIVE");
     let (st, s) = http.call("POST", "/api/admin/guest-sessions", a, Some(json!({"eventSlug": "new-event"}))).await;
     assert_eq!(st, 201);
     assert!(s["guestSessionId"].as_str().unwrap().starts_with("guest_"));
-    for bad in [json!({}), json!({"eventSlug": "new-event", "guestSessionId": "has space"}), json!({"eventSlug": "new-event", "expiresAt": "2001-01-01T00:00:00Z"})] {
+    for bad in [
+        json!({}),
+        json!({"eventSlug": "new-event", "guestSessionId": "has space"}),
+        json!({"eventSlug": "new-event", "expiresAt": "2001-01-01T00:00:00Z"}),
+    ] {
         assert_eq!(http.call("POST", "/api/admin/guest-sessions", a, Some(bad)).await.0, 400);
     }
     assert_eq!(http.call("POST", "/api/admin/guest-sessions", None, Some(json!({"eventSlug": "x"}))).await.0, 401);
     // A session id already used by another event.
     http.create_event("other", None).await;
-    assert_eq!(http.call("POST", "/api/admin/guest-sessions", a, Some(json!({"eventSlug": "other", "guestSessionId": "web_abc-1"}))).await.0, 409);
+    assert_eq!(
+        http.call(
+            "POST",
+            "/api/admin/guest-sessions",
+            a,
+            Some(json!({"eventSlug": "other", "guestSessionId": "web_abc-1"}))
+        )
+        .await
+        .0,
+        409
+    );
 
     // Gallery access with a code.
     http.call("POST", "/api/admin/events", a, Some(json!({"slug": "coded", "accessCode": "ZX81AB"}))).await;
     assert_eq!(http.call("POST", "/api/gallery/coded/access", None, Some(json!({}))).await.0, 403);
-    assert_eq!(http.call("POST", "/api/gallery/coded/access", None, Some(json!({"access_code": "WRONG1"}))).await.0, 403);
+    assert_eq!(
+        http.call("POST", "/api/gallery/coded/access", None, Some(json!({"access_code": "WRONG1"}))).await.0,
+        403
+    );
     let (st, s) = http.call("POST", "/api/gallery/coded/access", None, Some(json!({"access_code": "zx81ab"}))).await;
     assert_eq!(st, 201);
     assert_eq!(s["eventSlug"], "coded");
@@ -111,7 +158,10 @@ async fn guest_sessions_and_gallery_access() {
     sock.join("coded").await;
     assert_eq!(http.call("POST", "/api/gallery/unknown/access", None, Some(json!({}))).await.0, 404);
     http.call("PATCH", "/api/admin/events/coded", a, Some(json!({"status": "ARCHIVED"}))).await;
-    assert_eq!(http.call("POST", "/api/gallery/coded/access", None, Some(json!({"access_code": "ZX81AB"}))).await.0, 403);
+    assert_eq!(
+        http.call("POST", "/api/gallery/coded/access", None, Some(json!({"access_code": "ZX81AB"}))).await.0,
+        403
+    );
     // No code on the event: open to anyone with the link.
     assert_eq!(http.call("POST", "/api/gallery/other/access", None, None).await.0, 201);
 }
@@ -127,19 +177,46 @@ async fn emit_and_rooms() {
     let mut guest = Sock::guest(&server.url, &g, "party").await;
     guest.join("party").await;
 
-    let (st, body) = http.call("POST", "/api/emit", a, Some(json!({"event": "photo:like", "data": {"eventSlug": "party", "photo_id": 3, "likeCount": 12}}))).await;
+    let (st, body) = http
+        .call(
+            "POST",
+            "/api/emit",
+            a,
+            Some(json!({"event": "photo:like", "data": {"eventSlug": "party", "photo_id": 3, "likeCount": 12}})),
+        )
+        .await;
     assert_eq!((st, body["recipients"].clone()), (202, json!(1)));
     let like = guest.expect("photo:like", 3000).await;
     assert_eq!((like["photo_id"].clone(), like["likeCount"].clone()), (json!("3"), json!(12)));
 
-    let (st, _) = http.call("POST", "/api/emit", a, Some(json!({"event": "photo:upload:complete", "data": {"eventSlug": "party", "photo": {"id": 4}}}))).await;
+    let (st, _) = http
+        .call(
+            "POST",
+            "/api/emit",
+            a,
+            Some(json!({"event": "photo:upload:complete", "data": {"eventSlug": "party", "photo": {"id": 4}}})),
+        )
+        .await;
     assert_eq!(st, 202);
     assert_eq!(guest.expect("photo:upload:complete", 3000).await["photo"]["id"], 4);
 
     assert_eq!(http.call("POST", "/api/emit", a, Some(json!({"event": "event:join", "data": "party"}))).await.0, 400);
-    assert_eq!(http.call("POST", "/api/emit", a, Some(json!({"event": "photo:like", "data": {"eventSlug": "party"}}))).await.0, 400);
+    assert_eq!(
+        http.call("POST", "/api/emit", a, Some(json!({"event": "photo:like", "data": {"eventSlug": "party"}}))).await.0,
+        400
+    );
     assert_eq!(http.call("POST", "/api/emit", None, Some(json!({"event": "photo:like", "data": {}}))).await.0, 401);
-    assert_eq!(http.call("POST", "/api/emit", Some(&token("9", "PHOTOGRAPHER")), Some(json!({"event": "photo:like", "data": {}}))).await.0, 403);
+    assert_eq!(
+        http.call(
+            "POST",
+            "/api/emit",
+            Some(&token("9", "PHOTOGRAPHER")),
+            Some(json!({"event": "photo:like", "data": {}}))
+        )
+        .await
+        .0,
+        403
+    );
 
     let (st, rooms) = http.call("GET", "/api/admin/rooms", a, None).await;
     assert_eq!(st, 200);

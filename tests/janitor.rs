@@ -61,7 +61,12 @@ async fn expired_session_cannot_connect_and_is_removed() {
     http.create_event("brief", None).await;
     let expires = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
     let (st, s) = http
-        .call("POST", "/api/admin/guest-sessions", Some(&admin_token()), Some(json!({"eventSlug": "brief", "expiresAt": expires.to_rfc3339()})))
+        .call(
+            "POST",
+            "/api/admin/guest-sessions",
+            Some(&admin_token()),
+            Some(json!({"eventSlug": "brief", "expiresAt": expires.to_rfc3339()})),
+        )
         .await;
     assert_eq!(st, 201);
     let id = s["guestSessionId"].as_str().unwrap().to_string();
@@ -76,7 +81,12 @@ async fn expired_session_cannot_connect_and_is_removed() {
     ok.close().await;
     late.close().await;
     assert_eq!(server.stop(), Some(0));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hafi-realtime")).arg("export").arg("--data-dir").arg(server.data_dir()).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
     let dump = String::from_utf8_lossy(&out.stdout);
     let sessions: Vec<&str> = dump.lines().filter(|l| l.contains("\"kind\":\"session\"")).collect();
     assert!(!sessions.iter().any(|l| l.contains(&id)), "expired session still stored");
@@ -129,7 +139,12 @@ async fn retention_deletes_old_rooms_and_keeps_recent_ones() {
     let recent = room(&http, "recent").await;
     assert_eq!(recent["likes"], 1, "recent room must be kept: {recent}");
     assert_eq!(server.stop(), Some(0));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hafi-realtime")).arg("export").arg("--data-dir").arg(server.data_dir()).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
     let dump = String::from_utf8_lossy(&out.stdout);
     assert!(!dump.contains("\"ancient\""), "old room's likes remain: {dump}");
     assert!(dump.contains("\"recent\""));
@@ -137,12 +152,21 @@ async fn retention_deletes_old_rooms_and_keeps_recent_ones() {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
 
 async fn metric(server: &Server, name: &str) -> f64 {
     let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
-    text.lines().find(|l| l.starts_with(&format!("{name} "))).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap()
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +180,8 @@ async fn thousands_of_rooms_come_and_go_and_memory_returns() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_kib(pid);
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     ws.next().await.unwrap().unwrap();
     // An admin may enter every room.
     ws.send(Message::text(format!("40{{\"token\":\"{}\"}}", admin_token()))).await.unwrap();
@@ -176,10 +201,17 @@ async fn thousands_of_rooms_come_and_go_and_memory_returns() {
         while sent < SLUGS && sent < snapshots + 20 {
             let join = ws.send(Message::text(format!("42[\"event:join\",{{\"eventSlug\":\"s-{sent}\"}}]"))).await;
             let leave = ws.send(Message::text(format!("42[\"event:leave\",\"s-{sent}\"]"))).await;
-            assert!(join.is_ok() && leave.is_ok(), "server closed the connection after {snapshots} snapshots: {join:?} {leave:?}");
+            assert!(
+                join.is_ok() && leave.is_ok(),
+                "server closed the connection after {snapshots} snapshots: {join:?} {leave:?}"
+            );
             sent += 1;
         }
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("server went quiet").unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("server went quiet")
+            .unwrap()
+            .unwrap();
         if let Message::Text(t) = msg {
             if t.as_str() == "2" {
                 ws.send(Message::text("3")).await.unwrap();
@@ -206,7 +238,9 @@ async fn thousands_of_rooms_come_and_go_and_memory_returns() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = rss_kib(pid);
-    println!("{SLUGS} rooms: in memory while active {during_rooms}, after idle_evict {rooms}; RSS before {before} KiB, peak {peak} KiB, after {after} KiB");
+    println!(
+        "{SLUGS} rooms: in memory while active {during_rooms}, after idle_evict {rooms}; RSS before {before} KiB, peak {peak} KiB, after {after} KiB"
+    );
     assert!(during_rooms > 100.0, "rooms were not held while active ({during_rooms})");
     assert_eq!(rooms, 0.0, "rooms left in memory after idle_evict");
     assert_eq!(metric(&server, "hafi_rooms_evicted_total").await, SLUGS as f64);

@@ -84,11 +84,19 @@ async fn metrics_token() {
 }
 
 /// A bare Engine.IO/Socket.IO guest from `source` that joins `slug`.
-async fn raw_guest(addr: SocketAddr, source: [u8; 4], id: &str, slug: &str) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+async fn raw_guest(
+    addr: SocketAddr,
+    source: [u8; 4],
+    id: &str,
+    slug: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::from((source, 0))).unwrap();
     let stream = sock.connect(addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"), stream).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"), stream)
+            .await
+            .unwrap();
     let mut step = 0;
     while let Some(Ok(msg)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("timely frames") {
         let Message::Text(t) = msg else { continue };
@@ -96,7 +104,9 @@ async fn raw_guest(addr: SocketAddr, source: [u8; 4], id: &str, slug: &str) -> t
         if t == "2" {
             ws.send(Message::text("3")).await.unwrap();
         } else if t.starts_with('0') && step == 0 {
-            ws.send(Message::text(format!("40{{\"guestSessionId\":\"{id}\",\"eventSlug\":\"{slug}\"}}"))).await.unwrap();
+            ws.send(Message::text(format!("40{{\"guestSessionId\":\"{id}\",\"eventSlug\":\"{slug}\"}}")))
+                .await
+                .unwrap();
             step = 1;
         } else if t.starts_with("40") && step == 1 {
             ws.send(Message::text(format!("42[\"event:join\",\"{slug}\"]"))).await.unwrap();
@@ -113,7 +123,10 @@ async fn raw_guest(addr: SocketAddr, source: [u8; 4], id: &str, slug: &str) -> t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_shrink_after_many_clients_from_many_addresses() {
     // Rooms stay in memory for `idle_evict` after their last member leaves.
-    let server = Server::start_with(Some("[rooms]\nidle_evict = \"1s\"\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let server = Server::start_with(
+        Some("[rooms]\nidle_evict = \"1s\"\n"),
+        &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")],
+    );
     let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
     let mut held = Vec::new();
     for a in 0..30u8 {

@@ -64,13 +64,34 @@ fn notify_socket_gets_ready_once_the_port_accepts_and_stopping_on_shutdown() {
 /// level `systemd-analyze security` gives it.
 fn verify_unit(file: &str, instance: &str) -> f64 {
     let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(file)).unwrap();
-    for key in ["Type=notify", "DynamicUser=yes", "StateDirectory=hafi-realtime", "EnvironmentFile=", "Restart=on-failure", "LimitNOFILE=", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "RestrictAddressFamilies=", "SystemCallFilter=@system-service"] {
+    for key in [
+        "Type=notify",
+        "DynamicUser=yes",
+        "StateDirectory=hafi-realtime",
+        "EnvironmentFile=",
+        "Restart=on-failure",
+        "LimitNOFILE=",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+    ] {
         assert!(unit.contains(key), "{file} lacks {key}");
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(file), unit.replace("/usr/local/bin/hafi-realtime", env!("CARGO_BIN_EXE_hafi-realtime"))).unwrap();
+    std::fs::write(
+        dir.path().join(file),
+        unit.replace("/usr/local/bin/hafi-realtime", env!("CARGO_BIN_EXE_hafi-realtime")),
+    )
+    .unwrap();
     let path = dir.path().join(instance);
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze is required (Debian package systemd)");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is required (Debian package systemd)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "warnings: {}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path).output().unwrap();
@@ -90,8 +111,13 @@ fn unit_file_passes_systemd_analyze() {
 /// hardening as the single unit.
 #[test]
 fn template_unit_passes_systemd_analyze_for_a_studio() {
-    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/hafi-realtime@.service")).unwrap();
-    for key in ["EnvironmentFile=/etc/hafi-realtime/%i.env", "StateDirectory=hafi-realtime/%i", "Environment=DATA_DIR=/var/lib/hafi-realtime/%i"] {
+    let unit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/hafi-realtime@.service")).unwrap();
+    for key in [
+        "EnvironmentFile=/etc/hafi-realtime/%i.env",
+        "StateDirectory=hafi-realtime/%i",
+        "Environment=DATA_DIR=/var/lib/hafi-realtime/%i",
+    ] {
         assert!(unit.contains(key), "template lacks {key}");
     }
     let level = verify_unit("hafi-realtime@.service", "hafi-realtime@studio-a.service");
@@ -103,7 +129,12 @@ async fn json_logs_parse_and_hold_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let bin = env!("CARGO_BIN_EXE_hafi-realtime");
-    let mut add = Command::new(bin).args(["admin", "add", "erin", "--password-stdin", "--data-dir"]).arg(&data).stdin(Stdio::piped()).spawn().unwrap();
+    let mut add = Command::new(bin)
+        .args(["admin", "add", "erin", "--password-stdin", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
     add.stdin.take().unwrap().write_all(b"erin's very secret password\n").unwrap();
     assert!(add.wait().unwrap().success());
@@ -123,7 +154,14 @@ async fn json_logs_parse_and_hold_no_secret() {
     let url = common::listening_url(&line).expect("listening line");
     let http = Http::with_base(&url);
     // A login, a failed login, a refused socket with a bad token, a valid token in use.
-    let (_, ok) = http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "erin's very secret password"}))).await;
+    let (_, ok) = http
+        .call(
+            "POST",
+            "/api/admin/login",
+            None,
+            Some(json!({"username": "erin", "password": "erin's very secret password"})),
+        )
+        .await;
     let token = ok["token"].as_str().unwrap().to_string();
     http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "wrong guess 123"}))).await;
     let mut bad = Sock::connect(&url, json!({"token": "eyJhbGciOiJIUzI1NiJ9.forged.token"})).await;
@@ -171,17 +209,20 @@ async fn json_log_format_makes_every_line_json_on_stdout_and_stderr() {
         .spawn()
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<(&'static str, String)>();
-    let readers = [("stdout", Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>), ("stderr", Box::new(child.stderr.take().unwrap()))]
-        .into_iter()
-        .map(|(name, pipe)| {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send((name, line));
-                }
-            })
+    let readers = [
+        ("stdout", Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>),
+        ("stderr", Box::new(child.stderr.take().unwrap())),
+    ]
+    .into_iter()
+    .map(|(name, pipe)| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send((name, line));
+            }
         })
-        .collect::<Vec<_>>();
+    })
+    .collect::<Vec<_>>();
     drop(tx);
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -196,7 +237,12 @@ async fn json_log_format_makes_every_line_json_on_stdout_and_stderr() {
     };
     // Some traffic that logs: a refused login, a 404, a refused socket.
     let http = Http::with_base(&url);
-    assert_eq!(http.call("POST", "/api/admin/login", None, Some(json!({"username": "nobody", "password": "nope nope"}))).await.0, 401);
+    assert_eq!(
+        http.call("POST", "/api/admin/login", None, Some(json!({"username": "nobody", "password": "nope nope"})))
+            .await
+            .0,
+        401
+    );
     assert_eq!(http.call("GET", "/nope", None, None).await.0, 404);
     let mut refused = Sock::connect(&url, json!({})).await;
     refused.expect(common::CONNECT_ERROR, 3000).await;

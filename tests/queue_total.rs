@@ -56,7 +56,11 @@ async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while got.load(Ordering::Acquire) < sent {
-            assert!(Instant::now() < deadline, "the live reader fell behind: {} of {sent}", got.load(Ordering::Acquire));
+            assert!(
+                Instant::now() < deadline,
+                "the live reader fell behind: {} of {sent}",
+                got.load(Ordering::Acquire)
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let reset = stalled.iter().filter(|ws| ws.get_ref().take_error().ok().flatten().is_some()).count();
@@ -65,14 +69,17 @@ async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
             break;
         }
     }
-    let (room_bytes, reset) = shed_at_room_bytes.unwrap_or_else(|| panic!("no stalled reader was shed after {sent} comments ({} bytes)", bytes.load(Ordering::Acquire)));
+    let (room_bytes, reset) = shed_at_room_bytes.unwrap_or_else(|| {
+        panic!("no stalled reader was shed after {sent} comments ({} bytes)", bytes.load(Ordering::Acquire))
+    });
     println!("{reset} stalled reader(s) reset after {room_bytes} bytes went to the room");
     // Each stalled reader was sent less than its own bound: the total shed it.
     assert!(room_bytes < MIB, "shed only after {room_bytes} bytes, which its own bound explains");
     assert!(reset < 3, "all three were shed; the total needed only the largest to go");
     // Sending goes on: the live reader is still connected and gets every comment.
     for _ in 0..10 {
-        let frame = json!(["photo:comment", {"eventSlug": "total", "photo_id": "p", "comment": format!("{sent}:after")}]);
+        let frame =
+            json!(["photo:comment", {"eventSlug": "total", "photo_id": "p", "comment": format!("{sent}:after")}]);
         admin.send(Message::text(format!("42{frame}"))).await.expect("admin send");
         sent += 1;
     }

@@ -73,7 +73,11 @@ async fn a_reader_that_stops_reading_is_closed_within_5_s_of_passing_1_mib_and_t
         let deadline = Instant::now() + Duration::from_secs(10);
         while readers.iter().any(|r| r.comments.load(Ordering::Acquire) < sent) {
             let counts: Vec<_> = readers.iter().map(|r| r.comments.load(Ordering::Acquire)).collect();
-            assert!(Instant::now() < deadline, "readers fell behind: {counts:?} of {sent}; admin got {:?}", admin_seen.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "readers fell behind: {counts:?} of {sent}; admin got {:?}",
+                admin_seen.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let room_bytes = readers[0].bytes.load(Ordering::Acquire);
@@ -83,7 +87,10 @@ async fn a_reader_that_stops_reading_is_closed_within_5_s_of_passing_1_mib_and_t
         if reset.is_none() {
             reset = paused.get_ref().take_error().ok().flatten().map(|e| (Instant::now(), e));
             // Unsent bytes never exceed what the room was sent: closed before 1 MiB is too early.
-            assert!(reset.is_none() || room_bytes > MIB, "the paused reader was closed when only {room_bytes} bytes had been sent to the room");
+            assert!(
+                reset.is_none() || room_bytes > MIB,
+                "the paused reader was closed when only {room_bytes} bytes had been sent to the room"
+            );
         }
         // Well past the limit, or already closed: stop.
         if room_bytes > MIB + MIB / 2 || reset.is_some() && passed.is_some() {
@@ -115,21 +122,31 @@ async fn a_reader_that_stops_reading_is_closed_within_5_s_of_passing_1_mib_and_t
     );
     match (&reset, &end) {
         (Some(_), Some(_)) => {}
-        (None, Some(how)) => panic!("not reset within 5 s of passing 1 MiB while unread; reading afterwards got {frames} frames, then {how}: the close waited behind unsent data"),
-        (_, None) => panic!("the paused reader's connection is open 5 s after its queue passed 1 MiB ({frames} frames read afterwards, still open)"),
+        (None, Some(how)) => panic!(
+            "not reset within 5 s of passing 1 MiB while unread; reading afterwards got {frames} frames, then {how}: the close waited behind unsent data"
+        ),
+        (_, None) => panic!(
+            "the paused reader's connection is open 5 s after its queue passed 1 MiB ({frames} frames read afterwards, still open)"
+        ),
     }
     for (i, r) in readers.iter().enumerate() {
         assert_eq!(r.comments.load(Ordering::Acquire), sent, "reader {i} missed comments");
         assert!(r.in_order.load(Ordering::Acquire), "reader {i} got comments out of order");
         assert!(!r.closed.load(Ordering::Acquire), "reader {i} was disconnected");
     }
-    let admin_errors: Vec<String> = admin_seen.lock().unwrap().iter().filter(|t| t.contains("\"error\"")).cloned().collect();
+    let admin_errors: Vec<String> =
+        admin_seen.lock().unwrap().iter().filter(|t| t.contains("\"error\"")).cloned().collect();
     assert!(admin_errors.is_empty(), "admin refused: {admin_errors:?}");
 }
 
 /// One guest of the crowd: connects, joins, keeps reading; at phase 1 guests 0..5 leave the room
 /// and 5..10 close their connection; at phase 2 everyone stops.
-async fn crowd_guest(addr: SocketAddr, i: usize, joined: Arc<AtomicUsize>, mut phase: watch::Receiver<u8>) -> Result<(), String> {
+async fn crowd_guest(
+    addr: SocketAddr,
+    i: usize,
+    joined: Arc<AtomicUsize>,
+    mut phase: watch::Receiver<u8>,
+) -> Result<(), String> {
     let (mut ws, _) = sio_ws_at(addr, &guest_auth(&format!("crowd-{i}"), "crowd"), None).await;
     join(&mut ws, "crowd").await;
     joined.fetch_add(1, Ordering::AcqRel);
@@ -210,7 +227,9 @@ async fn a_reader_paused_while_a_crowd_joins_is_kept_and_ends_on_the_final_count
                 }
             }
             Frame::Binary(_) => frames += 1,
-            Frame::Closed(how) => panic!("the paused reader was disconnected ({how}) after {frames} frames; presence {presence:?}"),
+            Frame::Closed(how) => {
+                panic!("the paused reader was disconnected ({how}) after {frames} frames; presence {presence:?}")
+            }
             Frame::Silent => break,
         }
     }

@@ -36,7 +36,8 @@ async fn restart_keeps_likes_events_and_sessions() {
     let snap = b.join("keep").await;
     assert_eq!(snap["likes"]["p1"], 2);
     assert_eq!(snap["likes"]["p2"], 1);
-    let mut mine: Vec<String> = snap["likedByMe"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut mine: Vec<String> =
+        snap["likedByMe"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     mine.sort();
     assert_eq!(mine, vec!["p1", "p2"]);
     assert_eq!(snap["totalGuests"], 2);

@@ -12,8 +12,8 @@ use common::{CONNECT_ERROR, Http, SECRET, Server, Sock, admin_token, token};
 use hafi_realtime::auth::{Identity, Tokens};
 use hafi_realtime::config::Config;
 use hafi_realtime::error::WireError;
-use hafi_realtime::shutdown::Shutdown;
 use hafi_realtime::protocol as payload;
+use hafi_realtime::shutdown::Shutdown;
 use hafi_realtime::socket::ops;
 use hafi_realtime::state::App;
 use hafi_realtime::store::{EventRecord, GuestSession, Store};
@@ -35,7 +35,11 @@ async fn cut_off(sock: &mut Sock, since: Instant, what: &str) -> Duration {
 
 async fn metric(url: &str, line_prefix: &str) -> f64 {
     let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
-    text.lines().find(|l| l.starts_with(line_prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 const REVOKED: &str = "hafi_connections_refused_total{reason=\"access_revoked\"}";
@@ -84,7 +88,12 @@ async fn guests_are_disconnected_when_their_access_ends() {
     // A session that expires two seconds from now.
     let expires = chrono::Utc::now() + chrono::Duration::milliseconds(2000);
     let (st, s) = http
-        .call("POST", "/api/admin/guest-sessions", Some(&admin), Some(json!({"eventSlug": "brief", "expiresAt": expires.to_rfc3339()})))
+        .call(
+            "POST",
+            "/api/admin/guest-sessions",
+            Some(&admin),
+            Some(json!({"eventSlug": "brief", "expiresAt": expires.to_rfc3339()})),
+        )
         .await;
     assert_eq!(st, 201, "{s}");
     let mut brief = Sock::guest(&server.url, s["guestSessionId"].as_str().unwrap(), "brief").await;
@@ -159,16 +168,34 @@ async fn a_revoked_guest_is_refused_before_the_disconnect_lands() {
     let app = App::new(config, store.clone(), Tokens::new(SECRET).unwrap(), Shutdown::default());
     let now = hafi_realtime::clock::now_ms();
     let slug = Slug::parse("late").unwrap();
-    let mut event = EventRecord { slug: slug.clone(), name: None, status: EventStatus::Active, owner_id: Some("u7".into()), access_code: None, created_ms: now };
+    let mut event = EventRecord {
+        slug: slug.clone(),
+        name: None,
+        status: EventStatus::Active,
+        owner_id: Some("u7".into()),
+        access_code: None,
+        created_ms: now,
+    };
     store.put_event(&event).await.unwrap();
-    let session = |id: &str, expires_ms: i64| GuestSession { id: GuestSessionId::parse(id).unwrap(), event_slug: slug.clone(), created_ms: now, expires_ms };
+    let session = |id: &str, expires_ms: i64| GuestSession {
+        id: GuestSessionId::parse(id).unwrap(),
+        event_slug: slug.clone(),
+        created_ms: now,
+        expires_ms,
+    };
     store.put_session(&session("guest_a", now + 3_600_000)).await.unwrap();
     store.put_session(&session("guest_b", now + 3_600_000)).await.unwrap();
     let guest = |id: &str| Identity::Guest { session: GuestSessionId::parse(id).unwrap(), slug: slug.clone() };
     let owner = Identity::Owner { user_id: "u7".into() };
-    let like = |photo: &str| payload::parse("photo:like", Some(&json!({"eventSlug": "late", "photo_id": photo}))).unwrap();
-    let comment = payload::parse("photo:comment", Some(&json!({"eventSlug": "late", "photo_id": "p", "comment": "hi"}))).unwrap();
-    let progress = payload::parse("photo:upload:progress", Some(&json!({"eventSlug": "late", "photo_id": "p", "progress": 5, "filename": "a.jpg"}))).unwrap();
+    let like =
+        |photo: &str| payload::parse("photo:like", Some(&json!({"eventSlug": "late", "photo_id": photo}))).unwrap();
+    let comment =
+        payload::parse("photo:comment", Some(&json!({"eventSlug": "late", "photo_id": "p", "comment": "hi"}))).unwrap();
+    let progress = payload::parse(
+        "photo:upload:progress",
+        Some(&json!({"eventSlug": "late", "photo_id": "p", "progress": 5, "filename": "a.jpg"})),
+    )
+    .unwrap();
 
     assert_eq!(ops::relay(&app, &guest("guest_a"), &like("p1")).await.unwrap().ack["likeCount"], 1);
     ops::relay(&app, &guest("guest_a"), &comment).await.unwrap();
@@ -188,7 +215,8 @@ async fn a_revoked_guest_is_refused_before_the_disconnect_lands() {
     assert_eq!(ops::relay(&app, &owner, &progress).await.unwrap_err(), WireError::AccessDenied);
     assert_eq!(ops::relay(&app, &owner, &like("p3")).await.unwrap_err(), WireError::AccessDenied);
     // Nothing of the refused likes was stored.
-    let likes: Vec<(String, u64)> = store.room_likes(&slug, 10).unwrap().into_iter().map(|(p, c)| (p.as_str().to_string(), c)).collect();
+    let likes: Vec<(String, u64)> =
+        store.room_likes(&slug, 10).unwrap().into_iter().map(|(p, c)| (p.as_str().to_string(), c)).collect();
     assert_eq!(likes.iter().find(|(p, _)| p == "p3"), None, "{likes:?}");
     assert_eq!(likes.iter().find(|(p, _)| p == "p1").map(|l| l.1), Some(1), "{likes:?}");
 }
@@ -217,7 +245,8 @@ fn cli(args: &[&str], dir: &std::path::Path, stdin: &str) -> String {
 }
 
 async fn login(http: &Http, user: &str, password: &str) -> (u16, Option<String>) {
-    let (st, body) = http.call("POST", "/api/admin/login", None, Some(json!({"username": user, "password": password}))).await;
+    let (st, body) =
+        http.call("POST", "/api/admin/login", None, Some(json!({"username": user, "password": password}))).await;
     (st, body["token"].as_str().map(str::to_string))
 }
 

@@ -48,7 +48,12 @@ async fn like_flood_is_capped_at_burst_plus_rate_and_the_abuser_is_dropped() {
         neighbour.emit("photo:like", json!({"eventSlug": "flood", "photo_id": format!("n{i}")})).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let normal = watcher.drain(800).await.into_iter().filter(|(n, v)| n == "photo:like" && v["photo_id"].as_str().unwrap().starts_with('n')).count();
+    let normal = watcher
+        .drain(800)
+        .await
+        .into_iter()
+        .filter(|(n, v)| n == "photo:like" && v["photo_id"].as_str().unwrap().starts_with('n'))
+        .count();
     assert_eq!(normal, 10);
 }
 
@@ -67,7 +72,10 @@ async fn join_limit_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_that_join_no_room_are_disconnected_admins_exempt() {
-    let server = Server::start_with(Some("[limits]\nno_room_timeout = \"1s\"\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let server = Server::start_with(
+        Some("[limits]\nno_room_timeout = \"1s\"\n"),
+        &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")],
+    );
     let mut idle = Sock::guest(&server.url, "idle", "nr").await;
     let mut member = Sock::guest(&server.url, "member", "nr").await;
     member.join("nr").await;
@@ -85,7 +93,8 @@ async fn a_client_that_stops_reading_is_dropped_while_the_room_goes_on() {
     let server = Server::start_with(None, &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
     let addr = server.url.trim_start_matches("http://").to_string();
     // The stalled client: joins, then never reads again.
-    let (mut stalled, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    let (mut stalled, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     stalled.next().await.unwrap().unwrap();
     stalled.send(Message::text("40{\"guestSessionId\":\"stalled\",\"eventSlug\":\"slow\"}")).await.unwrap();
     loop {
@@ -126,7 +135,10 @@ async fn a_client_that_stops_reading_is_dropped_while_the_room_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_session_socket_cap() {
-    let server = Server::start_with(Some("[limits]\nmax_sockets_per_session = 3\n"), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
+    let server = Server::start_with(
+        Some("[limits]\nmax_sockets_per_session = 3\n"),
+        &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")],
+    );
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut s = Sock::guest(&server.url, "one-phone", "cap").await;

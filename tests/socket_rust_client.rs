@@ -100,7 +100,8 @@ async fn handshake_refusals() {
     }
 
     // Archived event: its sessions no longer connect.
-    let (st, _) = http.call("PATCH", "/api/admin/events/a", Some(&admin_token()), Some(json!({"status": "ARCHIVED"}))).await;
+    let (st, _) =
+        http.call("PATCH", "/api/admin/events/a", Some(&admin_token()), Some(json!({"status": "ARCHIVED"}))).await;
     assert_eq!(st, 200);
     let mut s = Sock::guest(&server.url, &ga, "a").await;
     assert_eq!(s.expect(CONNECT_ERROR, 3000).await["message"], "Invalid event");
@@ -136,9 +137,14 @@ async fn roles_owner_admin_guest() {
     assert_eq!(guest.expect("error", 3000).await["message"], "Access denied to this event");
 
     // Owner relays uploads and updates to the room.
-    owner.emit("photo:upload:progress", json!({"eventSlug": "mine", "photo_id": 5, "progress": 40, "filename": "a.jpg"})).await;
+    owner
+        .emit("photo:upload:progress", json!({"eventSlug": "mine", "photo_id": 5, "progress": 40, "filename": "a.jpg"}))
+        .await;
     let p = guest.expect("photo:upload:progress", 3000).await;
-    assert_eq!((p["photo_id"].clone(), p["progress"].clone(), p["filename"].clone()), (json!("5"), json!(40), json!("a.jpg")));
+    assert_eq!(
+        (p["photo_id"].clone(), p["progress"].clone(), p["filename"].clone()),
+        (json!("5"), json!(40), json!("a.jpg"))
+    );
     owner.emit("photo:upload:complete", json!({"eventSlug": "mine", "photo": {"id": 5, "url": "/p/5.jpg"}})).await;
     assert_eq!(guest.expect("photo:upload:complete", 3000).await["photo"]["id"], 5);
     owner.emit("event:update", json!({"eventSlug": "mine", "updates": {"name": "New"}})).await;

@@ -39,7 +39,13 @@ async fn breaker_opens_degrades_relays_and_recovers() {
         ..StoreOptions::default()
     };
     let store = Store::open_with(dir.path(), opts).unwrap();
-    let config = Config { host: [127, 0, 0, 1].into(), port: 0, data_dir: dir.path().to_path_buf(), secret: Some(SECRET.into()), ..Config::default() };
+    let config = Config {
+        host: [127, 0, 0, 1].into(),
+        port: 0,
+        data_dir: dir.path().to_path_buf(),
+        secret: Some(SECRET.into()),
+        ..Config::default()
+    };
     let shutdown = Shutdown::default();
     let app = App::new(config, store, Tokens::new(SECRET).unwrap(), shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,7 +69,10 @@ async fn breaker_opens_degrades_relays_and_recovers() {
         s.emit("photo:like", json!({"eventSlug": "storm", "photo_id": format!("p{i}")})).await;
         let e = s.expect("error", 3000).await;
         s.close().await;
-        assert_eq!((e["message"].clone(), e["event"].clone()), (json!("Service temporarily unavailable"), json!("photo:like")));
+        assert_eq!(
+            (e["message"].clone(), e["event"].clone()),
+            (json!("Service temporarily unavailable"), json!("photo:like"))
+        );
     }
     let n = admin.expect_where("admin:notification", 3000, |v| v["type"] == "system").await;
     assert!(n["data"]["message"].as_str().unwrap().contains("failing"), "{n}");
@@ -75,7 +84,10 @@ async fn breaker_opens_degrades_relays_and_recovers() {
     a.emit("photo:like", json!({"eventSlug": "storm", "photo_id": "fast"})).await;
     assert_eq!(a.expect("error", 3000).await["message"], "Service temporarily unavailable");
     assert!(t.elapsed() < Duration::from_millis(500));
-    assert_eq!(http.call("POST", "/api/admin/events", Some(&admin_token()), Some(json!({"slug": "nope"}))).await.0, 503);
+    assert_eq!(
+        http.call("POST", "/api/admin/events", Some(&admin_token()), Some(json!({"slug": "nope"}))).await.0,
+        503
+    );
     a.emit("photo:comment", json!({"eventSlug": "storm", "photo_id": "p1", "comment": "still here"})).await;
     assert_eq!(b.expect("photo:comment", 3000).await["comment"], "still here");
     b.expect_none("photo:like", 300).await;

@@ -97,7 +97,11 @@ pub fn framed(payload: &[u8]) -> Vec<u8> {
 
 impl Direct {
     pub fn new(conn: &Counted) -> Arc<Direct> {
-        Arc::new(Direct { wire: conn.wire(), socket: conn.stream(), out: Mutex::new(Out { pending: Vec::new(), open: true }) })
+        Arc::new(Direct {
+            wire: conn.wire(),
+            socket: conn.stream(),
+            out: Mutex::new(Out { pending: Vec::new(), open: true }),
+        })
     }
 
     /// Reads (plain loads only: no lock, no atomic read-modify-write, which would order the

@@ -35,7 +35,11 @@ pub fn connected(sid: &str) -> Utf8Bytes {
 /// `44[<nsp>,]{"message":...}`: a CONNECT refused.
 pub fn connect_error(namespace: &str, message: &str) -> Utf8Bytes {
     let body = serde_json::json!({ "message": message });
-    if namespace == "/" { Utf8Bytes::from(format!("44{body}")) } else { Utf8Bytes::from(format!("44{namespace},{body}")) }
+    if namespace == "/" {
+        Utf8Bytes::from(format!("44{body}"))
+    } else {
+        Utf8Bytes::from(format!("44{namespace},{body}"))
+    }
 }
 
 /// `41`: the server disconnects the socket.
@@ -61,7 +65,9 @@ mod tests {
     use crate::wire::{EioPacket, MessageData, SioKind, engineio, socketio};
 
     fn sio(frame: &Utf8Bytes) -> socketio::SioPacket {
-        let Ok(EioPacket::Message(MessageData::Text(text))) = engineio::decode_ws_text(frame) else { panic!("not a message: {frame}") };
+        let Ok(EioPacket::Message(MessageData::Text(text))) = engineio::decode_ws_text(frame) else {
+            panic!("not a message: {frame}")
+        };
         socketio::decode(&text).unwrap()
     }
 

@@ -76,7 +76,10 @@ fn query(q: &str) -> Query<'_> {
 
 fn is_upgrade<B>(req: &Request<B>) -> bool {
     let has = |name: header::HeaderName, token: &str| {
-        req.headers().get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(token))))
+        req.headers()
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(token))))
     };
     req.method() == Method::GET && has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
@@ -174,7 +177,10 @@ fn handshake(engine: &Arc<Engine>, mut req: Request<Incoming>, websocket: bool) 
                 let Some(mut sock) = websocket::accept(upgraded, engine.limits().max_payload).await else { return };
                 let s = Session::new(&engine, Head { authorization, extensions, websocket: true });
                 let open = open_packet(&engine, &s, true).encode_polling();
-                if futures_util::SinkExt::send(&mut sock.ws, tokio_tungstenite::tungstenite::Message::Text(open.into())).await.is_err() {
+                if futures_util::SinkExt::send(&mut sock.ws, tokio_tungstenite::tungstenite::Message::Text(open.into()))
+                    .await
+                    .is_err()
+                {
                     s.close(Reason::TransportError);
                     return;
                 }

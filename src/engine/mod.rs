@@ -116,7 +116,12 @@ const SPLIT_AT: usize = 2048;
 /// Writes `frame` to every target; how many took it. Targets are taken a few at a time: their
 /// memory is read first, all together, so that the cache misses of the batch overlap (see
 /// `Direct::warm`), then they are written to.
-fn deliver<'a>(mut targets: impl Iterator<Item = &'a Arc<Session>>, frame: &Utf8Bytes, framed: &[u8], key: Option<&StateKey>) -> usize {
+fn deliver<'a>(
+    mut targets: impl Iterator<Item = &'a Arc<Session>>,
+    frame: &Utf8Bytes,
+    framed: &[u8],
+    key: Option<&StateKey>,
+) -> usize {
     let mut n = 0;
     let mut batch: [Option<&Arc<Session>>; WARM_BATCH] = [None; WARM_BATCH];
     loop {

@@ -130,7 +130,10 @@ mod tests {
         o.push(f("count 2"), Some(&room));
         o.push(f("comment b"), None);
         o.push(f("count 3"), Some(&room));
-        assert_eq!(o.bytes(), ["comment a", "comment b", "count 3"].iter().map(|s| s.len() + FRAME_OVERHEAD).sum::<usize>());
+        assert_eq!(
+            o.bytes(),
+            ["comment a", "comment b", "count 3"].iter().map(|s| s.len() + FRAME_OVERHEAD).sum::<usize>()
+        );
         assert_eq!(drain(&mut o), ["comment a", "comment b", "count 3"]);
         assert!(o.is_empty());
         // Once sent, a state frame is not replaced any more: the next one is simply queued.

@@ -125,7 +125,12 @@ impl Session {
 
     /// [`Session::push`], with the frame's websocket bytes when the caller has them already
     /// (a broadcast frames its payload once for every member).
-    pub(super) fn push_framed(self: &Arc<Self>, frame: &Utf8Bytes, framed: Option<&[u8]>, key: Option<&StateKey>) -> bool {
+    pub(super) fn push_framed(
+        self: &Arc<Self>,
+        frame: &Utf8Bytes,
+        framed: Option<&[u8]>,
+        key: Option<&StateKey>,
+    ) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }

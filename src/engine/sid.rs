@@ -19,7 +19,8 @@ impl Sid {
         // The OS random source does not fail on a running Linux system; a zero sid would only
         // be guessable, so fall back to the clock's bits rather than panic.
         if getrandom::fill(&mut bytes).is_err() {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let t =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
             bytes = t.to_le_bytes();
         }
         Sid(bytes)

@@ -38,7 +38,12 @@ struct Reader {
 
 pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
     let limits = s.engine().limits().clone();
-    let mut r = Reader { pipeline: FuturesOrdered::new(), attachments: None, awaiting_pong: false, beat: Instant::now() + limits.ping_interval };
+    let mut r = Reader {
+        pipeline: FuturesOrdered::new(),
+        attachments: None,
+        awaiting_pong: false,
+        beat: Instant::now() + limits.ping_interval,
+    };
     let mut closing_since: Option<Instant> = None;
     let sleep = tokio::time::sleep_until(r.beat.into());
     tokio::pin!(sleep);

@@ -11,8 +11,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::session::{Phase, TransportKind};
 use super::direct::{Direct, WsIo};
+use super::session::{Phase, TransportKind};
 use super::{Engine, Session};
 use crate::gate::Counted;
 use crate::gate::Transport;
@@ -44,7 +44,8 @@ pub async fn accept(upgraded: Upgraded, max_payload: usize) -> Option<Socket> {
     let conn = parts.io.into_inner();
     let direct = Direct::new(&conn);
     let io = WsIo::new(conn, direct.clone());
-    let ws = WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config(max_payload))).await;
+    let ws = WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config(max_payload)))
+        .await;
     Some(Socket { ws, direct })
 }
 
@@ -96,7 +97,8 @@ pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, tra
     let Some(Socket { mut ws, direct }) = accept(upgraded, engine.limits.max_payload).await else { return };
     let wait = engine.limits.ping_interval + engine.limits.ping_timeout;
     let first = tokio::time::timeout(wait, read(&mut ws)).await;
-    if !matches!(&first, Ok(Read::Text(t)) if t.as_str() == "2probe") || ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err()
+    if !matches!(&first, Ok(Read::Text(t)) if t.as_str() == "2probe")
+        || ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err()
     {
         return;
     }

@@ -7,8 +7,8 @@ use warp::Reply;
 
 use super::{ApiError, ApiResult, body_object, json, require_admin};
 use crate::clock::{iso_ms, now_ms, parse_iso};
-use crate::protocol::outgoing::{self as out, names};
 use crate::protocol as payload;
+use crate::protocol::outgoing::{self as out, names};
 use crate::socket::ops;
 use crate::state::App;
 use crate::store::{EventRecord, GuestSession};
@@ -69,13 +69,18 @@ fn path_slug(raw: &str) -> Result<Slug, ApiError> {
 }
 
 fn field_slug(o: &Map<String, Value>, key: &str) -> Result<Slug, ApiError> {
-    o.get(key).and_then(Value::as_str).and_then(Slug::parse).ok_or_else(|| ApiError::bad_request(format!("{key} must be a slug of 1-100 characters [a-z0-9-]")))
+    o.get(key)
+        .and_then(Value::as_str)
+        .and_then(Slug::parse)
+        .ok_or_else(|| ApiError::bad_request(format!("{key} must be a slug of 1-100 characters [a-z0-9-]")))
 }
 
 fn opt_name(v: &Value) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) if s.trim().chars().count() <= NAME_MAX && !s.chars().any(char::is_control) => Ok(Some(s.trim().to_string())),
+        Value::String(s) if s.trim().chars().count() <= NAME_MAX && !s.chars().any(char::is_control) => {
+            Ok(Some(s.trim().to_string()))
+        }
         _ => Err(ApiError::bad_request(format!("name must be a string of at most {NAME_MAX} characters"))),
     }
 }
@@ -92,13 +97,17 @@ fn opt_owner(v: &Value) -> Result<Option<String>, ApiError> {
 fn opt_code(v: &Value) -> Result<Option<AccessCode>, ApiError> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) => AccessCode::parse(s).map(Some).ok_or_else(|| ApiError::bad_request("accessCode must be 6 characters [A-Z0-9]")),
+        Value::String(s) => AccessCode::parse(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("accessCode must be 6 characters [A-Z0-9]")),
         _ => Err(ApiError::bad_request("accessCode must be 6 characters [A-Z0-9]")),
     }
 }
 
 fn status(v: &Value) -> Result<EventStatus, ApiError> {
-    v.as_str().and_then(EventStatus::parse).ok_or_else(|| ApiError::bad_request("status must be DRAFT, ACTIVE or ARCHIVED"))
+    v.as_str()
+        .and_then(EventStatus::parse)
+        .ok_or_else(|| ApiError::bad_request("status must be DRAFT, ACTIVE or ARCHIVED"))
 }
 
 fn reject_unknown(o: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
@@ -247,7 +256,12 @@ pub async fn delete_event(app: &App, auth: &Option<String>, raw: &str) -> ApiRes
 }
 
 /// Stores a guest session for `slug` (generated id unless given), expiring at `expires_ms`.
-pub async fn store_session(app: &App, slug: &Slug, id: Option<GuestSessionId>, expires_ms: Option<i64>) -> Result<GuestSession, ApiError> {
+pub async fn store_session(
+    app: &App,
+    slug: &Slug,
+    id: Option<GuestSessionId>,
+    expires_ms: Option<i64>,
+) -> Result<GuestSession, ApiError> {
     let now = now_ms();
     let ttl = app.config.guest_session_ttl.as_millis() as i64;
     let id = id.unwrap_or_else(GuestSessionId::generate);
@@ -256,7 +270,12 @@ pub async fn store_session(app: &App, slug: &Slug, id: Option<GuestSessionId>, e
     {
         return Err(ApiError::new(409, "Guest session belongs to another event"));
     }
-    let s = GuestSession { id, event_slug: slug.clone(), created_ms: now, expires_ms: expires_ms.unwrap_or(now.saturating_add(ttl)) };
+    let s = GuestSession {
+        id,
+        event_slug: slug.clone(),
+        created_ms: now,
+        expires_ms: expires_ms.unwrap_or(now.saturating_add(ttl)),
+    };
     app.store.put_session(&s).await?;
     Ok(s)
 }
@@ -276,15 +295,26 @@ pub async fn create_session(app: &App, auth: &Option<String>, body: &Bytes) -> A
     };
     let expires = match o.get("expiresAt") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_iso(s).ok_or_else(|| ApiError::bad_request("expiresAt must be an ISO-8601 time"))?),
-        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| ApiError::bad_request("expiresAt must be epoch milliseconds"))?),
+        Some(Value::String(s)) => {
+            Some(parse_iso(s).ok_or_else(|| ApiError::bad_request("expiresAt must be an ISO-8601 time"))?)
+        }
+        Some(Value::Number(n)) => {
+            Some(n.as_i64().ok_or_else(|| ApiError::bad_request("expiresAt must be epoch milliseconds"))?)
+        }
         Some(_) => return Err(ApiError::bad_request("expiresAt must be an ISO-8601 time")),
     };
     if expires.is_some_and(|e| e <= now_ms()) {
         return Err(ApiError::bad_request("expiresAt is in the past"));
     }
     if app.store.event(&slug)?.is_none() {
-        let rec = EventRecord { slug: slug.clone(), name: None, status: EventStatus::Active, owner_id: None, access_code: None, created_ms: now_ms() };
+        let rec = EventRecord {
+            slug: slug.clone(),
+            name: None,
+            status: EventStatus::Active,
+            owner_id: None,
+            access_code: None,
+            created_ms: now_ms(),
+        };
         // Losing a race with another creator is fine: the event exists either way.
         if app.store.create_event(&rec).await? {
             announce(app, "created", &slug);
@@ -295,7 +325,14 @@ pub async fn create_session(app: &App, auth: &Option<String>, body: &Bytes) -> A
 }
 
 /// Events that `/api/emit` relays, exactly those an admin socket may send to rooms.
-const EMITTABLE: [&str; 6] = ["photo:like", "photo:comment", "photo:upload:progress", "photo:upload:complete", "event:update", "admin:notification"];
+const EMITTABLE: [&str; 6] = [
+    "photo:like",
+    "photo:comment",
+    "photo:upload:progress",
+    "photo:upload:complete",
+    "event:update",
+    "admin:notification",
+];
 
 pub async fn emit(app: &App, auth: &Option<String>, body: &Bytes) -> ApiResult {
     let who = require_admin(app, auth)?;

@@ -56,9 +56,14 @@ fn refuse_while_guessing(app: &App, slug: &Slug, client: PeerAddr) -> Result<(),
         && b.tripped_now
     {
         tracing::warn!(event = %slug, ip = %client.client_ip, "access code guessing: wrong codes for this event refused until the limit refills");
-        crate::socket::ops::security_notice(app, "Too many wrong access codes: access to this event is paused for a while", slug);
+        crate::socket::ops::security_notice(
+            app,
+            "Too many wrong access codes: access to this event is paused for a while",
+            slug,
+        );
     }
-    let waits = [per_event.map(|b| (b.retry_after, "access_code_event")), per_ip.map(|b| (b.retry_after, "access_code_ip"))];
+    let waits =
+        [per_event.map(|b| (b.retry_after, "access_code_event")), per_ip.map(|b| (b.retry_after, "access_code_ip"))];
     match waits.into_iter().flatten().max_by_key(|(wait, _)| *wait) {
         Some((wait, reason)) => {
             app.limiters.note_refusal(Refusal::Http, reason);

@@ -40,7 +40,8 @@ pub async fn login(app: &App, client: PeerAddr, body: &Bytes) -> ApiResult {
         tracing::info!(reason = "bad_credentials", %ip, "login refused");
         return Err(ApiError::new(401, INVALID));
     };
-    let (token, exp) = app.tokens.mint_login(&user, app.config.token_ttl).map_err(|_| ApiError::new(500, "Login failed"))?;
+    let (token, exp) =
+        app.tokens.mint_login(&user, app.config.token_ttl).map_err(|_| ApiError::new(500, "Login failed"))?;
     tracing::info!(user = %user.username, %ip, "admin logged in");
     Ok(json(200, &serde_json::json!({ "token": token, "expiresAt": iso_ms(exp as i64 * 1000) })))
 }

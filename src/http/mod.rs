@@ -39,7 +39,10 @@ impl ApiError {
         }
     }
     pub fn too_many(wait: std::time::Duration) -> ApiError {
-        ApiError { retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64), ..ApiError::new(429, "Too many requests") }
+        ApiError {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..ApiError::new(429, "Too many requests")
+        }
     }
     /// 503 for a moment of overload: the client may try again after `secs`.
     pub fn busy(secs: u64) -> ApiError {
@@ -68,7 +71,8 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
 }
 
 fn error_response(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
-    let mut r = warp::reply::with_status(warp::reply::json(&serde_json::json!({ "error": message })), status).into_response();
+    let mut r =
+        warp::reply::with_status(warp::reply::json(&serde_json::json!({ "error": message })), status).into_response();
     let retry_after = retry_after.or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
     if let Some(secs) = retry_after {
         let secs = secs.to_string();
@@ -212,7 +216,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(auth_header())
         .and(body(limit))
-        .then(|slug: String, app: App, auth, body| async move { finish(admin::patch_event(&app, &auth, &slug, &body).await) });
+        .then(|slug: String, app: App, auth, body| async move {
+            finish(admin::patch_event(&app, &auth, &slug, &body).await)
+        });
     let delete_event = warp::path!("api" / "admin" / "events" / String)
         .and(warp::delete())
         .and(with_app(app.clone()))
@@ -235,20 +241,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(client())
         .and(body(limit))
-        .then(|slug: String, app: App, client, body| async move { finish(gallery::access(&app, &slug, client, &body).await) });
+        .then(|slug: String, app: App, client, body| async move {
+            finish(gallery::access(&app, &slug, client, &body).await)
+        });
 
-    let metrics = warp::path!("metrics").and(warp::get()).and(with_app(app.clone())).and(auth_header()).map(|app: App, auth: Option<String>| {
-        if let Some(expected) = &app.config.metrics_token {
-            let given = bearer(auth.as_deref()).unwrap_or("");
-            let same = given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
-            if !same {
-                return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_app(app.clone())).and(auth_header()).map(
+        |app: App, auth: Option<String>| {
+            if let Some(expected) = &app.config.metrics_token {
+                let given = bearer(auth.as_deref()).unwrap_or("");
+                let same = given.len() == expected.len()
+                    && given.bytes().zip(expected.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+                if !same {
+                    return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+                }
             }
-        }
-        let mut r = Response::new(crate::metrics::render(&app.gauges()).into());
-        r.headers_mut().insert("content-type", warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-        r
-    });
+            let mut r = Response::new(crate::metrics::render(&app.gauges()).into());
+            r.headers_mut().insert(
+                "content-type",
+                warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        },
+    );
     let login = warp::path!("api" / "admin" / "login")
         .and(warp::post())
         .and(with_app(app.clone()))
@@ -256,13 +270,15 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(body(limit))
         .then(|app: App, client, body| async move { finish(login::login(&app, client, &body).await) });
     // `/admin` redirects to `/admin/` so the page's relative URLs resolve under it.
-    let admin_page = warp::path("admin").and(warp::get()).and(warp::path::full()).and_then(|full: warp::path::FullPath| async move {
-        match full.as_str().strip_prefix("/admin") {
-            Some("") => Ok(warp::redirect::see_other(warp::http::Uri::from_static("/admin/")).into_response()),
-            Some(rest) => rest.strip_prefix('/').and_then(assets::serve).ok_or_else(warp::reject::not_found),
-            None => Err(warp::reject::not_found()),
-        }
-    });
+    let admin_page = warp::path("admin").and(warp::get()).and(warp::path::full()).and_then(
+        |full: warp::path::FullPath| async move {
+            match full.as_str().strip_prefix("/admin") {
+                Some("") => Ok(warp::redirect::see_other(warp::http::Uri::from_static("/admin/")).into_response()),
+                Some(rest) => rest.strip_prefix('/').and_then(assets::serve).ok_or_else(warp::reject::not_found),
+                None => Err(warp::reject::not_found()),
+            }
+        },
+    );
 
     let home = warp::path::end().and(warp::get()).map(assets::home);
 

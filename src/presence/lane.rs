@@ -59,13 +59,22 @@ pub enum Op<'a> {
 impl Presence {
     fn lane(&self, slug: &Slug) -> Arc<Lane> {
         let mut inner = self.lock();
-        let lane = inner.lanes.entry(slug.clone()).or_insert_with(|| Arc::new(Lane { slug: slug.clone(), state: Mutex::default() }));
+        let lane = inner
+            .lanes
+            .entry(slug.clone())
+            .or_insert_with(|| Arc::new(Lane { slug: slug.clone(), state: Mutex::default() }));
         lane.clone()
     }
 
     /// Applies `op` to the room of `slug` and, under the room's lane, lets `send` send what goes
     /// out at once. Returns the change, and the lane if a window opened (start its timer task).
-    pub fn announce(&self, slug: &Slug, op: Op<'_>, now: Instant, send: impl FnOnce(Now, Change)) -> (Change, Option<Arc<Lane>>) {
+    pub fn announce(
+        &self,
+        slug: &Slug,
+        op: Op<'_>,
+        now: Instant,
+        send: impl FnOnce(Now, Change),
+    ) -> (Change, Option<Arc<Lane>>) {
         let mut send = Some(send);
         loop {
             let lane = self.lane(slug);

@@ -40,7 +40,12 @@ struct Room {
 
 impl Default for Room {
     fn default() -> Room {
-        Room { sockets: HashMap::new(), guests: HashMap::new(), last_activity: Instant::now(), persisted: Instant::now() }
+        Room {
+            sockets: HashMap::new(),
+            guests: HashMap::new(),
+            last_activity: Instant::now(),
+            persisted: Instant::now(),
+        }
     }
 }
 
@@ -264,7 +269,13 @@ mod tests {
     fn tables_give_memory_back_after_a_crowd() {
         let p = Presence::default();
         let crowd: Vec<_> = (0..5000)
-            .map(|i| (Slug::parse(&format!("room-{i}")).unwrap(), GuestSessionId::parse(&format!("g{i}")).unwrap(), Sid::new()))
+            .map(|i| {
+                (
+                    Slug::parse(&format!("room-{i}")).unwrap(),
+                    GuestSessionId::parse(&format!("g{i}")).unwrap(),
+                    Sid::new(),
+                )
+            })
             .collect();
         for (s, g, sid) in &crowd {
             assert!(p.add_session_socket(g, 8));

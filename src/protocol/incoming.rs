@@ -49,7 +49,9 @@ impl ClientEvent {
     /// unlike's photo (their effects are applied on arrival and undone if their flush fails).
     pub fn ordering_key(&self) -> Option<(Slug, PhotoId)> {
         match self {
-            ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => Some((slug.clone(), photo.clone())),
+            ClientEvent::Like { slug, photo, .. } | ClientEvent::Unlike { slug, photo } => {
+                Some((slug.clone(), photo.clone()))
+            }
             _ => None,
         }
     }
@@ -87,12 +89,9 @@ fn photo_field(o: &Map<String, Value>) -> Result<PhotoId, WireError> {
 fn room_arg(v: &Value) -> Result<Slug, WireError> {
     match v {
         Value::String(s) => Slug::parse(s).ok_or(BAD),
-        Value::Object(o) => o
-            .get("eventSlug")
-            .or_else(|| o.get("eventId"))
-            .and_then(Value::as_str)
-            .and_then(Slug::parse)
-            .ok_or(BAD),
+        Value::Object(o) => {
+            o.get("eventSlug").or_else(|| o.get("eventId")).and_then(Value::as_str).and_then(Slug::parse).ok_or(BAD)
+        }
         _ => Err(BAD),
     }
 }
@@ -179,7 +178,8 @@ pub fn parse(event: &str, data: Option<&Value>) -> Result<ClientEvent, WireError
         }
         "photo:upload:progress" => {
             let o = object(v)?;
-            let progress = o.get("progress").filter(|p| p.as_f64().is_some_and(|x| (0.0..=100.0).contains(&x))).ok_or(BAD)?;
+            let progress =
+                o.get("progress").filter(|p| p.as_f64().is_some_and(|x| (0.0..=100.0).contains(&x))).ok_or(BAD)?;
             let filename = o
                 .get("filename")
                 .and_then(Value::as_str)
@@ -210,7 +210,10 @@ pub fn parse(event: &str, data: Option<&Value>) -> Result<ClientEvent, WireError
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty() && t.chars().count() <= NOTIFICATION_TYPE_MAX)
                 .ok_or(BAD)?;
-            Ok(ClientEvent::AdminNotification { kind: kind.to_string(), data: o.get("data").cloned().unwrap_or(Value::Null) })
+            Ok(ClientEvent::AdminNotification {
+                kind: kind.to_string(),
+                data: o.get("data").cloned().unwrap_or(Value::Null),
+            })
         }
         _ => Err(BAD),
     }
@@ -234,7 +237,14 @@ mod tests {
     #[test]
     fn like_forms() {
         let ok = parse("photo:like", Some(&json!({"eventSlug": "w", "photoId": 7}))).unwrap();
-        assert_eq!(ok, ClientEvent::Like { slug: Slug::parse("w").unwrap(), photo: PhotoId::parse("7").unwrap(), like_count: None });
+        assert_eq!(
+            ok,
+            ClientEvent::Like {
+                slug: Slug::parse("w").unwrap(),
+                photo: PhotoId::parse("7").unwrap(),
+                like_count: None
+            }
+        );
         let admin = parse("photo:like", Some(&json!({"eventSlug": "w", "photo_id": "a", "likeCount": 12}))).unwrap();
         assert!(matches!(admin, ClientEvent::Like { like_count: Some(12), .. }));
         for bad in [
@@ -252,14 +262,18 @@ mod tests {
 
     #[test]
     fn comments() {
-        let c = parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": "  hi\u{7}\n there  "}))).unwrap();
+        let c =
+            parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": "  hi\u{7}\n there  "})))
+                .unwrap();
         assert!(matches!(c, ClientEvent::Comment { comment: Value::String(ref s), .. } if s == "hi\n there"));
         let c = parse(
             "photo:comment",
             Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": {"message": "<b>x</b>", "guest_name": "Ann", "id": 5}})),
         )
         .unwrap();
-        assert!(matches!(c, ClientEvent::Comment { comment: Value::Object(ref o), .. } if o["message"] == "<b>x</b>" && o["guest_name"] == "Ann"));
+        assert!(
+            matches!(c, ClientEvent::Comment { comment: Value::Object(ref o), .. } if o["message"] == "<b>x</b>" && o["guest_name"] == "Ann")
+        );
         for bad in [
             json!("   "),
             json!("x".repeat(2001)),
@@ -271,7 +285,10 @@ mod tests {
             let v = json!({"eventSlug": "w", "photo_id": 1, "comment": bad});
             assert_eq!(parse("photo:comment", Some(&v)), Err(WireError::InvalidPayload), "{v}");
         }
-        assert!(parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": "é".repeat(2000)}))).is_ok());
+        assert!(
+            parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": "é".repeat(2000)})))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -281,7 +298,11 @@ mod tests {
         assert!(matches!(c, ClientEvent::Comment { comment: Value::String(ref s), .. } if s == "abcdefghij"), "{c:?}");
         // Neighbours of the ranges are ordinary text (LRM/RLM marks and U+2065 stay).
         let kept = "x\u{200E}\u{2029}\u{202F}\u{2065}\u{206A}y";
-        let c = parse("photo:comment", Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": {"message": kept, "guest_name": "\u{202E}nna"}}))).unwrap();
+        let c = parse(
+            "photo:comment",
+            Some(&json!({"eventSlug": "w", "photo_id": 1, "comment": {"message": kept, "guest_name": "\u{202E}nna"}})),
+        )
+        .unwrap();
         let ClientEvent::Comment { comment: Value::Object(o), .. } = c else { panic!("object comment expected") };
         assert_eq!(o["message"], kept);
         assert_eq!(o["guest_name"], "nna");
@@ -292,9 +313,27 @@ mod tests {
 
     #[test]
     fn uploads_updates_notifications() {
-        assert!(parse("photo:upload:progress", Some(&json!({"eventSlug": "w", "photo_id": 1, "progress": 50, "filename": "a.jpg"}))).is_ok());
-        assert!(parse("photo:upload:progress", Some(&json!({"eventSlug": "w", "photo_id": 1, "progress": 150, "filename": "a.jpg"}))).is_err());
-        assert!(parse("photo:upload:progress", Some(&json!({"eventSlug": "w", "photo_id": 1, "progress": "5", "filename": "a.jpg"}))).is_err());
+        assert!(
+            parse(
+                "photo:upload:progress",
+                Some(&json!({"eventSlug": "w", "photo_id": 1, "progress": 50, "filename": "a.jpg"}))
+            )
+            .is_ok()
+        );
+        assert!(
+            parse(
+                "photo:upload:progress",
+                Some(&json!({"eventSlug": "w", "photo_id": 1, "progress": 150, "filename": "a.jpg"}))
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "photo:upload:progress",
+                Some(&json!({"eventSlug": "w", "photo_id": 1, "progress": "5", "filename": "a.jpg"}))
+            )
+            .is_err()
+        );
         assert!(parse("photo:upload:complete", Some(&json!({"eventSlug": "w", "photo": {"id": 1}}))).is_ok());
         assert!(parse("photo:upload:complete", Some(&json!({"eventSlug": "w", "photo": null}))).is_err());
         assert!(parse("event:update", Some(&json!({"eventSlug": "w", "updates": {"name": "x"}}))).is_ok());

@@ -44,7 +44,10 @@ pub fn summary(app: &App, slug: &Slug) -> Result<RoomSummary, crate::store::Stor
         peak_guests: rec.peak_guests,
         total_guests: rec.total_guests,
         likes,
-        top_photos: top.into_iter().map(|(p, c)| TopPhotoJson { photo_id: p.as_str().to_string(), like_count: c }).collect(),
+        top_photos: top
+            .into_iter()
+            .map(|(p, c)| TopPhotoJson { photo_id: p.as_str().to_string(), like_count: c })
+            .collect(),
         last_access_at: (rec.last_access_ms > 0).then(|| iso_ms(rec.last_access_ms)),
         in_memory: app.presence.is_live(slug),
         timestamp: iso_now(),

@@ -44,7 +44,10 @@ const UNKNOWN_SLOTS: usize = 8;
 pub enum Verdict {
     Go,
     /// Refused; `disconnect` when the socket has crossed the abuse line.
-    Refuse { error: WireError, disconnect: bool },
+    Refuse {
+        error: WireError,
+        disconnect: bool,
+    },
 }
 
 pub struct SocketGuard {
@@ -148,7 +151,10 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(g.check("event:join", false, &l, 50, Duration::from_secs(60)), Verdict::Go);
         }
-        assert!(matches!(g.check("event:join", false, &l, 50, Duration::from_secs(60)), Verdict::Refuse { error: WireError::TooManyJoins, .. }));
+        assert!(matches!(
+            g.check("event:join", false, &l, 50, Duration::from_secs(60)),
+            Verdict::Refuse { error: WireError::TooManyJoins, .. }
+        ));
         for _ in 0..300 {
             assert_eq!(g.check("event:join", true, &l, 50, Duration::from_secs(60)), Verdict::Go);
         }

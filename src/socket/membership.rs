@@ -45,8 +45,10 @@ pub fn join(app: &App, s: &Arc<Session>, conn: &Conn, slug: &Slug) -> Result<Val
     app.admin_feed.touch(slug);
 
     let max = app.config.snapshot_max_photos;
-    let likes = app.store.room_likes(slug, max)?.into_iter().map(|(p, c)| (p.as_str().to_string(), Value::from(c))).collect();
-    let liked_by_me = app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
+    let likes =
+        app.store.room_likes(slug, max)?.into_iter().map(|(p, c)| (p.as_str().to_string(), Value::from(c))).collect();
+    let liked_by_me =
+        app.store.liked_by(slug, &conn.identity.liker(), max)?.into_iter().map(|p| p.as_str().to_string()).collect();
     let snapshot = out::Snapshot {
         event_slug: slug.as_str(),
         guest_count: change.guest_count,

@@ -20,10 +20,10 @@ use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step}
 use crate::error::{ConnectRefusal, WireError};
 use crate::metrics::{self, Refusal};
 use crate::peer::PeerAddr;
-use crate::state::App;
-use crate::types::{GuestSessionId, PhotoId, Slug};
 use crate::protocol::outgoing::names;
 use crate::protocol::{self, ClientEvent};
+use crate::state::App;
+use crate::types::{GuestSessionId, PhotoId, Slug};
 
 /// Per-socket state, kept in its session by the handshake.
 ///
@@ -162,14 +162,16 @@ impl Handler for Gallery {
     fn event(&self, s: &Arc<Session>, ev: Incoming) -> Step {
         let app = &self.0;
         let Some(conn) = conn(s) else { return Step::Now(Box::new(|| {})) };
-        let parsed = if ev.binary { Err(WireError::InvalidPayload) } else { protocol::parse(&ev.name, ev.data.as_ref()) };
+        let parsed =
+            if ev.binary { Err(WireError::InvalidPayload) } else { protocol::parse(&ev.name, ev.data.as_ref()) };
         let key = parsed.as_ref().ok().and_then(ClientEvent::ordering_key);
         if key.as_ref().is_some_and(|k| conn.in_flight().contains(k)) {
             return Step::Blocked(ev);
         }
         metrics::received(if protocol::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
         let l = &app.config.limits;
-        let verdict = conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
+        let verdict =
+            conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
         let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);
         if let guard::Verdict::Refuse { error, disconnect } = verdict {
             return Step::Now(Box::new(move || refused(&app, &s, &name, ack, &error, disconnect)));

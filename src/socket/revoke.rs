@@ -54,7 +54,8 @@ pub fn guest_still_valid(app: &App, session: &GuestSessionId, slug: &Slug) -> Re
     if !app.config.guest_session_validation {
         return Ok(true);
     }
-    Ok(session_admits(app.store.session(session)?.as_ref(), slug, now_ms()) && event_admits_guests(app.store.event(slug)?.as_ref()))
+    Ok(session_admits(app.store.session(session)?.as_ref(), slug, now_ms())
+        && event_admits_guests(app.store.event(slug)?.as_ref()))
 }
 
 /// Which sockets a pass looks at.
@@ -128,7 +129,14 @@ fn lost_access(conn: &Conn, scope: &Scope, reads: &mut Reads<'_>, guests_checked
             matches!(scope, Scope::All) && reads.session(session).is_some_and(|s| !session_admits(s, slug, now))
         }
         Identity::Owner { user_id } => {
-            let rooms: Vec<Slug> = conn.rooms.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|s| scope.covers(s)).cloned().collect();
+            let rooms: Vec<Slug> = conn
+                .rooms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|s| scope.covers(s))
+                .cloned()
+                .collect();
             rooms.iter().any(|slug| reads.event(slug).is_some_and(|e| !event_owned_by(e, user_id)))
         }
     }

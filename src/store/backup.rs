@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::likes::PhotoLikes;
-use super::{AdminUser, EventRecord, GuestSession, RoomRecord, Store, StoreError, decode, encode, key2, key_part};
+use super::{AdminUser, EventRecord, GuestSession, RoomRecord, Store, StoreError, decode, encode, key_part, key2};
 use crate::types::{LikerKey, PhotoId, Slug};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,7 +39,8 @@ impl Store {
     /// Calls `out` with every record; stops at the first error `out` returns.
     pub fn export(&self, out: &mut dyn FnMut(Record) -> std::io::Result<()>) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Sled(sled::Error::Io(e));
-        out(Record::Meta { format_version: super::FORMAT_VERSION, exported_at: crate::clock::iso_now() }).map_err(io)?;
+        out(Record::Meta { format_version: super::FORMAT_VERSION, exported_at: crate::clock::iso_now() })
+            .map_err(io)?;
         for item in self.t()?.events.iter() {
             out(Record::Event(decode(&item?.1)?)).map_err(io)?;
         }
@@ -60,7 +61,13 @@ impl Store {
             let (k, v) = item?;
             let p = parts(&k, 2)?;
             let rec: PhotoLikes = decode(&v)?;
-            out(Record::LikeCount { slug: p[0].clone(), photo: p[1].clone(), count: rec.count, updated_ms: rec.updated_ms }).map_err(io)?;
+            out(Record::LikeCount {
+                slug: p[0].clone(),
+                photo: p[1].clone(),
+                count: rec.count,
+                updated_ms: rec.updated_ms,
+            })
+            .map_err(io)?;
         }
         for item in self.t()?.likers.iter() {
             let p = parts(&item?.0, 3)?;
@@ -122,11 +129,30 @@ mod tests {
         let a = tempfile::tempdir().unwrap();
         let src = Store::open(a.path()).unwrap();
         let slug = Slug::parse("w").unwrap();
-        let ev = EventRecord { slug: slug.clone(), name: Some("W".into()), status: EventStatus::Active, owner_id: Some("7".into()), access_code: None, created_ms: 5 };
+        let ev = EventRecord {
+            slug: slug.clone(),
+            name: Some("W".into()),
+            status: EventStatus::Active,
+            owner_id: Some("7".into()),
+            access_code: None,
+            created_ms: 5,
+        };
         src.create_event(&ev).await.unwrap();
-        let sess = GuestSession { id: GuestSessionId::parse("g1").unwrap(), event_slug: slug.clone(), created_ms: 1, expires_ms: i64::MAX };
+        let sess = GuestSession {
+            id: GuestSessionId::parse("g1").unwrap(),
+            event_slug: slug.clone(),
+            created_ms: 1,
+            expires_ms: i64::MAX,
+        };
         src.put_session(&sess).await.unwrap();
-        src.put_admin(&AdminUser { username: "alice".into(), phc: "$argon2id$x".into(), role: "ADMIN".into(), created_ms: 3 }).await.unwrap();
+        src.put_admin(&AdminUser {
+            username: "alice".into(),
+            phc: "$argon2id$x".into(),
+            role: "ADMIN".into(),
+            created_ms: 3,
+        })
+        .await
+        .unwrap();
         let g = LikerKey::guest(&sess.id);
         src.record_join(&slug, Some(&g), 1).unwrap();
         src.like(&slug, &PhotoId::parse("p").unwrap(), &g).await.unwrap();

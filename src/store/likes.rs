@@ -17,8 +17,8 @@ mod queue;
 #[cfg(test)]
 mod tests;
 
-pub use queue::StagedToggle;
 pub(super) use queue::LikeQueue;
+pub use queue::StagedToggle;
 
 /// The stored count of one photo.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -157,7 +157,13 @@ impl Tx<'_> {
     }
 
     /// Replaces a photo's count record (`None`: absent) and everything derived from it.
-    fn put_count(&self, slug: &Slug, photo: &PhotoId, old: Option<&PhotoLikes>, new: Option<&PhotoLikes>) -> TxResult<()> {
+    fn put_count(
+        &self,
+        slug: &Slug,
+        photo: &PhotoId,
+        old: Option<&PhotoLikes>,
+        new: Option<&PhotoLikes>,
+    ) -> TxResult<()> {
         let (s, p) = (slug.as_str(), photo.as_str());
         let mut room = self.room(slug)?;
         if let Some(old) = old {
@@ -218,7 +224,15 @@ impl Tx<'_> {
 impl Tx<'_> {
     /// One like or unlike inside a transaction. A cap refuses it with `Ok(Err(limit))`, which
     /// changes nothing and does not abort the transaction (a batch holds other likes).
-    fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, mode: Mode, now: i64) -> TxResult<Result<LikeOutcome, LikeLimit>> {
+    fn toggle(
+        &self,
+        slug: &Slug,
+        photo: &PhotoId,
+        liker: &LikerKey,
+        like: bool,
+        mode: Mode,
+        now: i64,
+    ) -> TxResult<Result<LikeOutcome, LikeLimit>> {
         let old = self.count(slug, photo)?;
         let before = old.as_ref().map_or(0, |p| p.count);
         let present = self.likers.get(key3(slug.as_str(), photo.as_str(), liker.as_str()))?.is_some();
@@ -252,7 +266,8 @@ impl Store {
     fn transact<T>(&self, f: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
         let _g = self.likes_guard();
         let t = self.t()?;
-        let trees = (&t.likers, &t.liked_by, &t.counts, &t.liker_tallies, &t.like_rooms, &t.likes_by_count, &t.likes_by_time);
+        let trees =
+            (&t.likers, &t.liked_by, &t.counts, &t.liker_tallies, &t.like_rooms, &t.likes_by_count, &t.likes_by_time);
         trees
             .transaction(|(likers, liked_by, counts, tallies, rooms, by_count, by_time)| {
                 f(&Tx { likers, liked_by, counts, tallies, rooms, by_count, by_time })
@@ -266,7 +281,14 @@ impl Store {
     /// One toggle as its own transaction (the tests' way to apply and undo without a flush).
     /// A refused like is `StoreError::LikeLimit`.
     #[cfg(test)]
-    fn apply_like(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, mode: Mode) -> Result<LikeOutcome, StoreError> {
+    fn apply_like(
+        &self,
+        slug: &Slug,
+        photo: &PhotoId,
+        liker: &LikerKey,
+        like: bool,
+        mode: Mode,
+    ) -> Result<LikeOutcome, StoreError> {
         let now = now_ms();
         self.transact(|tx| tx.toggle(slug, photo, liker, like, mode, now))?.map_err(StoreError::LikeLimit)
     }
@@ -274,13 +296,21 @@ impl Store {
     /// Applies a batch of likes and unlikes, in order, as one transaction: one commit of the
     /// trees for the whole batch, and a crash keeps all of it or none. A like refused by a cap
     /// is refused alone; the others go ahead.
-    pub(super) fn apply_toggles<'a>(&self, toggles: impl Iterator<Item = &'a queue::Toggle> + Clone) -> Result<Vec<queue::Applied>, StoreError> {
+    pub(super) fn apply_toggles<'a>(
+        &self,
+        toggles: impl Iterator<Item = &'a queue::Toggle> + Clone,
+    ) -> Result<Vec<queue::Applied>, StoreError> {
         let now = now_ms();
-        self.transact(|tx| toggles.clone().map(|t| tx.toggle(&t.slug, &t.photo, &t.liker, t.like, Mode::Capped(t.caps), now)).collect())
+        self.transact(|tx| {
+            toggles.clone().map(|t| tx.toggle(&t.slug, &t.photo, &t.liker, t.like, Mode::Capped(t.caps), now)).collect()
+        })
     }
 
     /// Takes back toggles whose flush failed (pass them newest first), as one transaction.
-    pub(super) fn undo_toggles<'a>(&self, toggles: impl Iterator<Item = &'a queue::Toggle> + Clone) -> Result<(), StoreError> {
+    pub(super) fn undo_toggles<'a>(
+        &self,
+        toggles: impl Iterator<Item = &'a queue::Toggle> + Clone,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         self.transact(|tx| {
             for t in toggles.clone() {
@@ -292,7 +322,14 @@ impl Store {
     }
 
     /// Like or unlike through the breaker, durable on return.
-    async fn toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, caps: LikeCaps) -> Result<LikeOutcome, StoreError> {
+    async fn toggle(
+        &self,
+        slug: &Slug,
+        photo: &PhotoId,
+        liker: &LikerKey,
+        like: bool,
+        caps: LikeCaps,
+    ) -> Result<LikeOutcome, StoreError> {
         let staged = self.stage_toggle(slug, photo, liker, like, caps)?;
         self.finish_toggle(staged).await
     }
@@ -313,8 +350,12 @@ impl Store {
     /// distinct photos like any other.
     pub async fn set_like_count(&self, slug: &Slug, photo: &PhotoId, count: u64) -> Result<(), StoreError> {
         let now = now_ms();
-        self.write(|| self.transact(|tx| tx.put_count(slug, photo, tx.count(slug, photo)?.as_ref(), Some(&PhotoLikes { count, updated_ms: now }))))
-            .await
+        self.write(|| {
+            self.transact(|tx| {
+                tx.put_count(slug, photo, tx.count(slug, photo)?.as_ref(), Some(&PhotoLikes { count, updated_ms: now }))
+            })
+        })
+        .await
     }
 
     /// Writes a count record as exported (import): not yet durable, never capped.

@@ -62,7 +62,8 @@ pub(super) fn upgrade(t: &Trees, found: u8) -> Result<(), StoreError> {
 
 /// Room totals and both indexes, from the counts (which are sorted by room).
 fn build_counts(t: &Trees) -> Result<(), StoreError> {
-    let (mut by_time, mut by_count, mut rooms) = (Writer::new(&t.likes_by_time), Writer::new(&t.likes_by_count), Writer::new(&t.like_rooms));
+    let (mut by_time, mut by_count, mut rooms) =
+        (Writer::new(&t.likes_by_time), Writer::new(&t.likes_by_count), Writer::new(&t.like_rooms));
     let mut room: Option<(String, RoomLikes)> = None;
     for item in t.counts.iter() {
         let (k, v) = item?;

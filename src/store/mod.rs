@@ -40,7 +40,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the data directory {0} is in use by another hafi-realtime process")]
     Locked(String),
-    #[error("the data directory was written by a newer hafi-realtime (format {found}, this build reads up to {FORMAT_VERSION})")]
+    #[error(
+        "the data directory was written by a newer hafi-realtime (format {found}, this build reads up to {FORMAT_VERSION})"
+    )]
     TooNew { found: u8 },
     #[error(transparent)]
     Commit(#[from] CommitError),
@@ -207,9 +209,7 @@ fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
         .flush_every_ms(Some(500))
         .open()
         .map_err(|e| match e {
-            sled::Error::Io(ref io) if io.to_string().contains("lock") => {
-                StoreError::Locked(dir.display().to_string())
-            }
+            sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked(dir.display().to_string()),
             other => StoreError::Sled(other),
         })?;
     let meta = db.open_tree("meta")?;
@@ -385,7 +385,12 @@ impl Store {
 
     /// Notes a join: counts `guest` towards the room's total if it is new, raises the peak to
     /// `concurrent`, and touches the access time. Not awaited for durability (may lag ≤ 1 s).
-    pub fn record_join(&self, slug: &Slug, guest: Option<&LikerKey>, concurrent: u64) -> Result<RoomRecord, StoreError> {
+    pub fn record_join(
+        &self,
+        slug: &Slug,
+        guest: Option<&LikerKey>,
+        concurrent: u64,
+    ) -> Result<RoomRecord, StoreError> {
         let is_new_guest = match guest {
             Some(g) => self.t()?.room_guests.insert(key2(slug.as_str(), g.as_str()), &[])?.is_none(),
             None => false,
@@ -456,7 +461,11 @@ impl Store {
     /// Creates an event; `Ok(false)` when the slug is taken. Durable on `Ok(true)`.
     pub async fn create_event(&self, rec: &EventRecord) -> Result<bool, StoreError> {
         self.write(|| {
-            Ok(self.t()?.events.compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?.is_ok())
+            Ok(self
+                .t()?
+                .events
+                .compare_and_swap(rec.slug.as_str().as_bytes(), None as Option<&[u8]>, Some(encode(rec)))?
+                .is_ok())
         })
         .await
     }
@@ -567,7 +576,15 @@ impl Store {
             // Under the likes lock, so a like arriving meanwhile cannot leave a room total or
             // index behind for counts that are gone.
             let likes = self.likes_guard();
-            for tree in [&t.room_guests, &t.counts, &t.likers, &t.liked_by, &t.liker_tallies, &t.likes_by_count, &t.likes_by_time] {
+            for tree in [
+                &t.room_guests,
+                &t.counts,
+                &t.likers,
+                &t.liked_by,
+                &t.liker_tallies,
+                &t.likes_by_count,
+                &t.likes_by_time,
+            ] {
                 for item in tree.scan_prefix(&p) {
                     tree.remove(item?.0)?;
                 }
@@ -639,12 +656,21 @@ mod tests {
         for s in [&old, &new] {
             st.record_join(s, Some(&g), 1).unwrap();
             st.like(s, &photo("p"), &g).await.unwrap();
-            let sess = GuestSession { id: GuestSessionId::parse(&format!("s-{s}")).unwrap(), event_slug: s.clone(), created_ms: 0, expires_ms: i64::MAX };
+            let sess = GuestSession {
+                id: GuestSessionId::parse(&format!("s-{s}")).unwrap(),
+                event_slug: s.clone(),
+                created_ms: 0,
+                expires_ms: i64::MAX,
+            };
             st.put_session(&sess).await.unwrap();
         }
         let cutoff = st.room(&new).unwrap().unwrap().last_access_ms;
         // Make `old` older than the cutoff.
-        st.t().unwrap().rooms.insert(old.as_str().as_bytes(), encode(&RoomRecord { last_access_ms: cutoff - 10, ..Default::default() })).unwrap();
+        st.t()
+            .unwrap()
+            .rooms
+            .insert(old.as_str().as_bytes(), encode(&RoomRecord { last_access_ms: cutoff - 10, ..Default::default() }))
+            .unwrap();
         let deleted = st.delete_idle_rooms(cutoff, &|_| false).unwrap();
         assert_eq!(deleted, vec![old.clone()]);
         assert!(st.room(&old).unwrap().is_none());
@@ -660,7 +686,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = Store::open(dir.path()).unwrap();
         for (id, exp) in [("a", 10), ("b", i64::MAX)] {
-            let s = GuestSession { id: GuestSessionId::parse(id).unwrap(), event_slug: slug("w"), created_ms: 0, expires_ms: exp };
+            let s = GuestSession {
+                id: GuestSessionId::parse(id).unwrap(),
+                event_slug: slug("w"),
+                created_ms: 0,
+                expires_ms: exp,
+            };
             st.put_session(&s).await.unwrap();
         }
         assert_eq!(st.remove_expired_sessions(100).unwrap(), 1);

@@ -82,11 +82,8 @@ impl EioPacket {
             EioPacket::Ping(Some(data)) | EioPacket::Pong(Some(data)) => out.push_str(data),
             EioPacket::Message(MessageData::Text(text)) => out.push_str(text),
             EioPacket::Message(MessageData::Binary(_)) => return None,
-            EioPacket::Close
-            | EioPacket::Ping(None)
-            | EioPacket::Pong(None)
-            | EioPacket::Upgrade
-            | EioPacket::Noop => {}
+            EioPacket::Close | EioPacket::Ping(None) | EioPacket::Pong(None) | EioPacket::Upgrade | EioPacket::Noop => {
+            }
         }
         Some(out)
     }
@@ -95,9 +92,7 @@ impl EioPacket {
     pub fn encode_ws(&self) -> WsFrame {
         match (self, self.encode_text()) {
             (_, Some(text)) => WsFrame::Text(text),
-            (EioPacket::Message(MessageData::Binary(bytes)), None) => {
-                WsFrame::Binary(bytes.clone())
-            }
+            (EioPacket::Message(MessageData::Binary(bytes)), None) => WsFrame::Binary(bytes.clone()),
             (_, None) => WsFrame::Text(String::new()),
         }
     }
@@ -122,11 +117,7 @@ fn optional(data: &str) -> Option<String> {
 }
 
 fn no_data(packet: EioPacket, digit: u8, data: &str) -> Result<EioPacket, DecodeError> {
-    if data.is_empty() {
-        Ok(packet)
-    } else {
-        Err(DecodeError::UnexpectedEioData(digit))
-    }
+    if data.is_empty() { Ok(packet) } else { Err(DecodeError::UnexpectedEioData(digit)) }
 }
 
 /// Decodes a websocket text frame (also one part of a polling payload that is not binary).
@@ -135,9 +126,7 @@ pub fn decode_ws_text(text: &str) -> Result<EioPacket, DecodeError> {
     let kind = chars.next().ok_or(DecodeError::Empty)?;
     let data = chars.as_str();
     match kind {
-        '0' => serde_json::from_str(data)
-            .map(EioPacket::Open)
-            .map_err(DecodeError::Open),
+        '0' => serde_json::from_str(data).map(EioPacket::Open).map_err(DecodeError::Open),
         '1' => no_data(EioPacket::Close, 1, data),
         '2' => Ok(EioPacket::Ping(optional(data))),
         '3' => Ok(EioPacket::Pong(optional(data))),
@@ -173,20 +162,14 @@ pub fn polling_packets(
     max_payload: usize,
 ) -> Result<impl Iterator<Item = Result<EioPacket, DecodeError>> + '_, DecodeError> {
     if body.len() > max_payload {
-        return Err(DecodeError::PayloadTooLarge {
-            len: body.len(),
-            max: max_payload,
-        });
+        return Err(DecodeError::PayloadTooLarge { len: body.len(), max: max_payload });
     }
     let text = std::str::from_utf8(body).map_err(|_| DecodeError::NotUtf8)?;
     Ok(text.split(char::from(SEPARATOR)).map(decode_polling_part))
 }
 
 /// Decodes a whole polling body (see [`polling_packets`]); the first bad packet fails it all.
-pub fn decode_polling_payload(
-    body: &[u8],
-    max_payload: usize,
-) -> Result<Vec<EioPacket>, DecodeError> {
+pub fn decode_polling_payload(body: &[u8], max_payload: usize) -> Result<Vec<EioPacket>, DecodeError> {
     polling_packets(body, max_payload)?.collect()
 }
 
@@ -252,28 +235,19 @@ mod tests {
         // Protocol 4: <Buffer 01 02 03> is sent as <Buffer 01 02 03>, no type byte.
         let packet = decode_ws_binary(Bytes::from_static(&[1, 2, 3]));
         assert_eq!(packet, binary(&[1, 2, 3]));
-        assert_eq!(
-            packet.encode_ws(),
-            WsFrame::Binary(Bytes::from_static(&[1, 2, 3]))
-        );
+        assert_eq!(packet.encode_ws(), WsFrame::Binary(Bytes::from_static(&[1, 2, 3])));
     }
 
     #[test]
     fn polling_payloads_from_the_protocol() {
         let body = "4hello\x1e4€€€".as_bytes();
         let packets = [text("hello"), text("€€€")];
-        assert_eq!(
-            decode_polling_payload(body, 1000).ok().as_deref(),
-            Some(&packets[..])
-        );
+        assert_eq!(decode_polling_payload(body, 1000).ok().as_deref(), Some(&packets[..]));
         assert_eq!(encode_polling_payload(&packets), body);
 
         let body = b"4hello\x1ebAQID";
         let packets = [text("hello"), binary(&[1, 2, 3])];
-        assert_eq!(
-            decode_polling_payload(body, 1000).ok().as_deref(),
-            Some(&packets[..])
-        );
+        assert_eq!(decode_polling_payload(body, 1000).ok().as_deref(), Some(&packets[..]));
         assert_eq!(encode_polling_payload(&packets), body);
 
         let packets = decode_polling_payload(b"bAQIDBA==", 1000).ok();
@@ -281,10 +255,7 @@ mod tests {
 
         let body = "42[\"hello\"]\x1e42[\"world\"]".as_bytes();
         let packets = decode_polling_payload(body, 1000).ok();
-        assert_eq!(
-            packets,
-            Some(vec![text("2[\"hello\"]"), text("2[\"world\"]")])
-        );
+        assert_eq!(packets, Some(vec![text("2[\"hello\"]"), text("2[\"world\"]")]));
     }
 
     #[test]
@@ -292,10 +263,7 @@ mod tests {
         // Not even UTF-8: the size decides first.
         let body = [0xff_u8; 11];
         let err = decode_polling_payload(&body, 10).err();
-        assert!(
-            matches!(err, Some(DecodeError::PayloadTooLarge { len: 11, max: 10 })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Some(DecodeError::PayloadTooLarge { len: 11, max: 10 })), "{err:?}");
         let message = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("maxPayload"), "{message}");
         assert!(decode_polling_payload(b"4abcdefgh", 9).is_ok());
@@ -303,29 +271,13 @@ mod tests {
 
     #[test]
     fn malformed_packets_are_errors() {
-        let bad: [&[u8]; 10] = [
-            b"",
-            b"7",
-            b"x",
-            b"4a\x1e\x1e4b",
-            b"b!!!",
-            b"1extra",
-            b"5probe",
-            b"6x",
-            b"0{bad",
-            b"4\xff",
-        ];
+        let bad: [&[u8]; 10] =
+            [b"", b"7", b"x", b"4a\x1e\x1e4b", b"b!!!", b"1extra", b"5probe", b"6x", b"0{bad", b"4\xff"];
         for body in bad {
             assert!(decode_polling_payload(body, 1000).is_err(), "{body:?}");
         }
-        assert!(matches!(
-            decode_ws_text("9"),
-            Err(DecodeError::UnknownEioType('9'))
-        ));
-        assert!(matches!(
-            decode_polling_payload(b"4\xff", 10),
-            Err(DecodeError::NotUtf8)
-        ));
+        assert!(matches!(decode_ws_text("9"), Err(DecodeError::UnknownEioType('9'))));
+        assert!(matches!(decode_polling_payload(b"4\xff", 10), Err(DecodeError::NotUtf8)));
     }
 
     fn packet_strategy() -> impl Strategy<Value = EioPacket> {
@@ -339,17 +291,9 @@ mod tests {
                 any::<u64>(),
                 any::<u64>()
             )
-                .prop_map(
-                    |(sid, upgrades, ping_interval, ping_timeout, max_payload)| {
-                        EioPacket::Open(OpenData {
-                            sid,
-                            upgrades,
-                            ping_interval,
-                            ping_timeout,
-                            max_payload,
-                        })
-                    }
-                ),
+                .prop_map(|(sid, upgrades, ping_interval, ping_timeout, max_payload)| {
+                    EioPacket::Open(OpenData { sid, upgrades, ping_interval, ping_timeout, max_payload })
+                }),
             Just(EioPacket::Close),
             prop::option::of(data).prop_map(EioPacket::Ping),
             prop::option::of(data).prop_map(EioPacket::Pong),

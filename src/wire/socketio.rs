@@ -56,10 +56,7 @@ impl SioKind {
     }
 
     fn takes_ack_id(self) -> bool {
-        matches!(
-            self,
-            SioKind::Event | SioKind::Ack | SioKind::BinaryEvent | SioKind::BinaryAck
-        )
+        matches!(self, SioKind::Event | SioKind::Ack | SioKind::BinaryEvent | SioKind::BinaryAck)
     }
 
     fn needs_ack_id(self) -> bool {
@@ -107,9 +104,7 @@ pub fn decode(text: &str) -> Result<SioPacket, DecodeError> {
     if kind.is_binary() {
         let (digits, after) = take_digits(rest);
         let after = after.strip_prefix('-').ok_or(DecodeError::Attachments)?;
-        attachments = digits
-            .parse::<usize>()
-            .map_err(|_| DecodeError::Attachments)?;
+        attachments = digits.parse::<usize>().map_err(|_| DecodeError::Attachments)?;
         rest = after;
     }
 
@@ -151,13 +146,7 @@ pub fn decode(text: &str) -> Result<SioPacket, DecodeError> {
     };
     check_payload(kind, data.as_deref())?;
 
-    Ok(SioPacket {
-        kind,
-        namespace,
-        ack_id,
-        data,
-        attachments,
-    })
+    Ok(SioPacket { kind, namespace, ack_id, data, attachments })
 }
 
 /// The payload rules of the protocol: what each packet type must (or must not) carry.
@@ -257,38 +246,14 @@ mod tests {
     fn documented_encodings_decode_and_encode_back_unchanged() {
         let cases: [(&str, SioKind, &str, Option<u64>, usize); 20] = [
             ("0", SioKind::Connect, "/", None, 0),
-            (
-                r#"0{"sid":"wZX3oN0bSVIhsaknAAAI"}"#,
-                SioKind::Connect,
-                "/",
-                None,
-                0,
-            ),
+            (r#"0{"sid":"wZX3oN0bSVIhsaknAAAI"}"#, SioKind::Connect, "/", None, 0),
             ("0/admin,", SioKind::Connect, "/admin", None, 0),
-            (
-                r#"0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#,
-                SioKind::Connect,
-                "/admin",
-                None,
-                0,
-            ),
-            (
-                r#"4{"message":"Not authorized"}"#,
-                SioKind::ConnectError,
-                "/",
-                None,
-                0,
-            ),
+            (r#"0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#, SioKind::Connect, "/admin", None, 0),
+            (r#"4{"message":"Not authorized"}"#, SioKind::ConnectError, "/", None, 0),
             (r#"2["foo"]"#, SioKind::Event, "/", None, 0),
             (r#"2/admin,["bar"]"#, SioKind::Event, "/admin", None, 0),
             (r#"2["hello",1]"#, SioKind::Event, "/", None, 0),
-            (
-                r#"51-["baz",{"_placeholder":true,"num":0}]"#,
-                SioKind::BinaryEvent,
-                "/",
-                None,
-                1,
-            ),
+            (r#"51-["baz",{"_placeholder":true,"num":0}]"#, SioKind::BinaryEvent, "/", None, 1),
             (
                 r#"52-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
                 SioKind::BinaryEvent,
@@ -298,30 +263,12 @@ mod tests {
             ),
             (r#"212["foo"]"#, SioKind::Event, "/", Some(12), 0),
             ("312[]", SioKind::Ack, "/", Some(12), 0),
-            (
-                r#"2/admin,13["foo"]"#,
-                SioKind::Event,
-                "/admin",
-                Some(13),
-                0,
-            ),
+            (r#"2/admin,13["foo"]"#, SioKind::Event, "/admin", Some(13), 0),
             (r#"3/admin,13["bar"]"#, SioKind::Ack, "/admin", Some(13), 0),
-            (
-                r#"51-14["foo",{"_placeholder":true,"num":0}]"#,
-                SioKind::BinaryEvent,
-                "/",
-                Some(14),
-                1,
-            ),
+            (r#"51-14["foo",{"_placeholder":true,"num":0}]"#, SioKind::BinaryEvent, "/", Some(14), 1),
             (r#"314["bar"]"#, SioKind::Ack, "/", Some(14), 0),
             (r#"215["foo"]"#, SioKind::Event, "/", Some(15), 0),
-            (
-                r#"61-15["bar",{"_placeholder":true,"num":0}]"#,
-                SioKind::BinaryAck,
-                "/",
-                Some(15),
-                1,
-            ),
+            (r#"61-15["bar",{"_placeholder":true,"num":0}]"#, SioKind::BinaryAck, "/", Some(15), 1),
             ("1", SioKind::Disconnect, "/", None, 0),
             ("1/admin,", SioKind::Disconnect, "/admin", None, 0),
         ];
@@ -340,22 +287,14 @@ mod tests {
     #[test]
     fn event_data_and_name_are_kept() {
         // As it arrives over the wire, inside an Engine.IO message.
-        let eio =
-            crate::wire::engineio::decode_ws_text(r#"451-["hello",{"_placeholder":true,"num":0}]"#);
-        let Ok(crate::wire::EioPacket::Message(crate::wire::MessageData::Text(sio))) = eio else {
-            panic!("{eio:?}")
-        };
+        let eio = crate::wire::engineio::decode_ws_text(r#"451-["hello",{"_placeholder":true,"num":0}]"#);
+        let Ok(crate::wire::EioPacket::Message(crate::wire::MessageData::Text(sio))) = eio else { panic!("{eio:?}") };
         let packet = decode(&sio);
-        let Ok(packet) = packet else {
-            panic!("{packet:?}")
-        };
+        let Ok(packet) = packet else { panic!("{packet:?}") };
         assert_eq!(packet.kind, SioKind::BinaryEvent);
         let data = packet.data.as_deref().map(RawValue::get);
         assert_eq!(data, Some(r#"["hello",{"_placeholder":true,"num":0}]"#));
-        assert_eq!(
-            packet.data.as_deref().and_then(event_name).as_deref(),
-            Some("hello")
-        );
+        assert_eq!(packet.data.as_deref().and_then(event_name).as_deref(), Some("hello"));
     }
 
     #[test]
@@ -380,10 +319,7 @@ mod tests {
             ("012{}", "connect with ack id"),
             ("5[\"a\"]", "binary event without attachment count"),
             ("5x-[\"a\"]", "binary event with bad attachment count"),
-            (
-                "599999999999999999999999-[\"a\"]",
-                "attachment count overflow",
-            ),
+            ("599999999999999999999999-[\"a\"]", "attachment count overflow"),
             ("4", "connect error without data"),
             ("0/a\u{1e}42[\"x\"],", "control character in the namespace"),
             ("0/a\n,", "control character in the namespace"),
@@ -395,15 +331,9 @@ mod tests {
         // Without a comma the namespace runs to the end: this event has no data.
         assert!(matches!(decode("2/admin[\"a\"]"), Err(DecodeError::Payload { .. })));
         assert_eq!(decode("0/admin").map(|p| p.namespace).ok().as_deref(), Some("/admin"));
-        assert!(matches!(
-            decode("29007199254740992[\"a\"]"),
-            Err(DecodeError::AckIdRange)
-        ));
+        assert!(matches!(decode("29007199254740992[\"a\"]"), Err(DecodeError::AckIdRange)));
         assert!(decode("29007199254740991[\"a\"]").is_ok());
-        assert!(matches!(
-            decode("0/a\n,"),
-            Err(DecodeError::NamespaceControl)
-        ));
+        assert!(matches!(decode("0/a\n,"), Err(DecodeError::NamespaceControl)));
     }
 
     #[test]
@@ -413,11 +343,7 @@ mod tests {
         let deep = format!("2[\"a\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
         let packet = decode(&deep);
         assert!(packet.is_ok(), "{packet:?}");
-        let data = packet
-            .ok()
-            .and_then(|p| p.data)
-            .map(|d| d.get().to_owned())
-            .unwrap_or_default();
+        let data = packet.ok().and_then(|p| p.data).map(|d| d.get().to_owned()).unwrap_or_default();
         assert!(serde_json::from_str::<Value>(&data).is_err());
         let unbalanced = format!("2[\"a\",{}]", "[".repeat(100_000));
         assert!(matches!(decode(&unbalanced), Err(DecodeError::Json(_))));
@@ -454,46 +380,41 @@ mod tests {
 
     fn packet_strategy() -> impl Strategy<Value = SioPacket> {
         let ack = 0..=MAX_ACK_ID;
-        let kind_data =
-            prop_oneof![
-                prop::option::of(object_strategy()).prop_map(|d| (SioKind::Connect, d, None, 0)),
-                Just((SioKind::Disconnect, None, None, 0)),
-                (event_strategy(), prop::option::of(ack.clone())).prop_map(|(d, id)| (
-                    SioKind::Event,
-                    Some(d),
-                    id,
-                    0
-                )),
-                (prop::collection::vec(json_strategy(), 0..4), ack.clone()).prop_map(|(d, id)| (
-                    SioKind::Ack,
-                    Some(Value::Array(d)),
-                    Some(id),
-                    0
-                )),
-                prop_oneof![object_strategy(), "\\PC{0,12}".prop_map(Value::String)]
-                    .prop_map(|d| (SioKind::ConnectError, Some(d), None, 0)),
-                (event_strategy(), prop::option::of(ack.clone()), 0..10usize)
-                    .prop_map(|(d, id, n)| (SioKind::BinaryEvent, Some(d), id, n)),
-                (
-                    prop::collection::vec(json_strategy(), 0..4),
-                    ack,
-                    0..10usize
-                )
-                    .prop_map(|(d, id, n)| (
-                        SioKind::BinaryAck,
-                        Some(Value::Array(d)),
-                        Some(id),
-                        n
-                    )),
-            ];
-        ("/[a-z]{0,8}", kind_data).prop_map(|(namespace, (kind, data, ack_id, attachments))| {
-            SioPacket {
-                kind,
-                namespace,
-                ack_id,
-                data: data.as_ref().and_then(raw),
-                attachments,
-            }
+        let kind_data = prop_oneof![
+            prop::option::of(object_strategy()).prop_map(|d| (SioKind::Connect, d, None, 0)),
+            Just((SioKind::Disconnect, None, None, 0)),
+            (event_strategy(), prop::option::of(ack.clone())).prop_map(|(d, id)| (SioKind::Event, Some(d), id, 0)),
+            (prop::collection::vec(json_strategy(), 0..4), ack.clone()).prop_map(|(d, id)| (
+                SioKind::Ack,
+                Some(Value::Array(d)),
+                Some(id),
+                0
+            )),
+            prop_oneof![object_strategy(), "\\PC{0,12}".prop_map(Value::String)].prop_map(|d| (
+                SioKind::ConnectError,
+                Some(d),
+                None,
+                0
+            )),
+            (event_strategy(), prop::option::of(ack.clone()), 0..10usize).prop_map(|(d, id, n)| (
+                SioKind::BinaryEvent,
+                Some(d),
+                id,
+                n
+            )),
+            (prop::collection::vec(json_strategy(), 0..4), ack, 0..10usize).prop_map(|(d, id, n)| (
+                SioKind::BinaryAck,
+                Some(Value::Array(d)),
+                Some(id),
+                n
+            )),
+        ];
+        ("/[a-z]{0,8}", kind_data).prop_map(|(namespace, (kind, data, ack_id, attachments))| SioPacket {
+            kind,
+            namespace,
+            ack_id,
+            data: data.as_ref().and_then(raw),
+            attachments,
         })
     }
 

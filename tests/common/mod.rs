@@ -221,12 +221,21 @@ impl Http {
     }
 
     pub async fn create_event(&self, slug: &str, owner: Option<&str>) {
-        let (st, body) = self.call("POST", "/api/admin/events", Some(&admin_token()), Some(json!({"slug": slug, "name": slug, "ownerId": owner}))).await;
+        let (st, body) = self
+            .call(
+                "POST",
+                "/api/admin/events",
+                Some(&admin_token()),
+                Some(json!({"slug": slug, "name": slug, "ownerId": owner})),
+            )
+            .await;
         assert_eq!(st, 201, "create event: {body}");
     }
 
     pub async fn guest_session(&self, slug: &str) -> String {
-        let (st, body) = self.call("POST", "/api/admin/guest-sessions", Some(&admin_token()), Some(json!({"eventSlug": slug}))).await;
+        let (st, body) = self
+            .call("POST", "/api/admin/guest-sessions", Some(&admin_token()), Some(json!({"eventSlug": slug})))
+            .await;
         assert_eq!(st, 201, "guest session: {body}");
         body["guestSessionId"].as_str().expect("id").to_string()
     }
@@ -291,7 +300,9 @@ impl Sock {
                     let v = first_value(payload);
                     // Connect errors arrive as text with the packet's JSON after a prefix.
                     let (name, v) = match v.as_str().and_then(|s| s.split_once("ConnectError frame: ")) {
-                        Some((_, rest)) => (CONNECT_ERROR.to_string(), serde_json::from_str(rest).unwrap_or(Value::Null)),
+                        Some((_, rest)) => {
+                            (CONNECT_ERROR.to_string(), serde_json::from_str(rest).unwrap_or(Value::Null))
+                        }
                         None => ("error".to_string(), v),
                     };
                     let _ = tx.send((name, v));
@@ -416,7 +427,11 @@ impl Sock {
 pub async fn wait_for_count(count: &std::sync::atomic::AtomicUsize, n: usize, secs: u64, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while count.load(std::sync::atomic::Ordering::Acquire) < n {
-        assert!(std::time::Instant::now() < deadline, "only {} of {n} {what}", count.load(std::sync::atomic::Ordering::Acquire));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} {what}",
+            count.load(std::sync::atomic::Ordering::Acquire)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

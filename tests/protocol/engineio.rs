@@ -52,9 +52,17 @@ async fn unknown_sid_is_400_session_id_unknown() {
     let client = reqwest::Client::new();
     let url = eio_url(&server, "EIO=4&transport=polling&sid=no-such-session");
     let (status, body) = http(&client, "GET", &url, None).await;
-    assert_eq!((status, serde_json::from_str::<Value>(&body).ok()), (400, Some(json!({"code": 1, "message": "Session ID unknown"}))), "GET: {body}");
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).ok()),
+        (400, Some(json!({"code": 1, "message": "Session ID unknown"}))),
+        "GET: {body}"
+    );
     let (status, body) = http(&client, "POST", &url, Some("40".into())).await;
-    assert_eq!((status, serde_json::from_str::<Value>(&body).ok()), (400, Some(json!({"code": 1, "message": "Session ID unknown"}))), "POST: {body}");
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).ok()),
+        (400, Some(json!({"code": 1, "message": "Session ID unknown"}))),
+        "POST: {body}"
+    );
     // A websocket naming an unknown session gets no session.
     match ws(&server, "EIO=4&transport=websocket&sid=no-such-session", None).await {
         Err(_) => {}
@@ -95,7 +103,8 @@ async fn the_handshake_is_get_only() {
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
     for method in ["POST", "PUT"] {
-        let (status, body) = http(&client, method, &eio_url(&server, "EIO=4&transport=polling"), Some("40".into())).await;
+        let (status, body) =
+            http(&client, method, &eio_url(&server, "EIO=4&transport=polling"), Some("40".into())).await;
         if let Err(e) = eio_error(status, &body, &[2, 3]) {
             failures.push(format!("{method} handshake: {e}"));
         }
@@ -107,7 +116,13 @@ async fn the_handshake_is_get_only() {
 async fn websocket_without_a_valid_transport_or_version_gets_no_session() {
     let server = start("", &[]);
     let mut failures = Vec::new();
-    for query in ["transport=websocket", "EIO=abc&transport=websocket", "EIO=3&transport=websocket", "EIO=4", "EIO=4&transport=abc"] {
+    for query in [
+        "transport=websocket",
+        "EIO=abc&transport=websocket",
+        "EIO=3&transport=websocket",
+        "EIO=4",
+        "EIO=4&transport=abc",
+    ] {
         match ws(&server, query, None).await {
             Err(_) => {}
             Ok(mut sock) => match frame(&mut sock, 2000).await {
@@ -127,7 +142,8 @@ async fn a_post_of_several_packets_is_ok_and_each_packet_is_processed_in_order()
     session.sio_connect(&admin_auth()).await;
     let body = format!("421[\"admin:join\"]{SEP}422[\"event:join\",\"multi\"]{SEP}423[\"admin:join\"]");
     assert_eq!(session.post(&body).await, (200, "ok".to_string()));
-    let seen = session.poll_until(5000, |p| p.starts_with("433")).await.unwrap_or_else(|s| panic!("acks missing: {s:?}"));
+    let seen =
+        session.poll_until(5000, |p| p.starts_with("433")).await.unwrap_or_else(|s| panic!("acks missing: {s:?}"));
     let acks: Vec<&String> = seen.iter().filter(|p| p.starts_with("43")).collect();
     assert_eq!(acks.len(), 3, "{seen:?}");
     assert_eq!(ack_data(acks[0], 1), Some(json!([{"ok": true}])), "{seen:?}");
@@ -163,7 +179,10 @@ async fn an_invalid_engineio_packet_closes_the_session() {
     // A server may also drop the request; what matters is that the session is gone.
     assert!(status == 400 || status == 0, "POST of an invalid packet: {status} {body}");
     let seen = session.poll_until(3000, |_| false).await.expect_err("no packet is awaited");
-    assert!(seen.last().is_some_and(|p| p.starts_with("<HTTP 400")), "session still open after an invalid packet: {seen:?}");
+    assert!(
+        seen.last().is_some_and(|p| p.starts_with("<HTTP 400")),
+        "session still open after an invalid packet: {seen:?}"
+    );
 
     let (mut sock, _) = open_ws(&server).await;
     send(&mut sock, "abc").await;

@@ -21,7 +21,8 @@ async fn polling_clients_are_pinged_every_interval_and_answered_pongs_keep_them(
     let session = Polling::open(&server).await;
     let mut since = Instant::now();
     for round in 0..3 {
-        let (status, body) = session.get_within(INTERVAL + SLACK + 1000).await.unwrap_or_else(|| panic!("round {round}: no ping"));
+        let (status, body) =
+            session.get_within(INTERVAL + SLACK + 1000).await.unwrap_or_else(|| panic!("round {round}: no ping"));
         let waited = since.elapsed();
         assert_eq!((status, body.as_str()), (200, "2"), "round {round}");
         assert!(waited <= Duration::from_millis(INTERVAL + SLACK), "round {round}: ping after {waited:?}");
@@ -74,7 +75,8 @@ const SMALL_PAYLOAD: &str = "max_payload_bytes = 2048\n";
 fn comment_frame(ack: u32, len: usize) -> String {
     let comment = "c".repeat(len.saturating_sub(80).min(1990));
     let pad = "p".repeat(len.saturating_sub(80 + comment.len()));
-    let frame = json!(["photo:comment", {"eventSlug": "limits", "photo_id": "p1", "comment": comment, "guest_name": pad}]);
+    let frame =
+        json!(["photo:comment", {"eventSlug": "limits", "photo_id": "p1", "comment": comment, "guest_name": pad}]);
     format!("42{ack}{frame}")
 }
 

@@ -16,7 +16,8 @@ async fn answer_of(get: tokio::task::JoinHandle<(u16, String)>, ms: u64) -> Opti
 /// The session is gone: a GET is 400 "Session ID unknown" (the body's exact form is checked by
 /// `unknown_sid_is_400_session_id_unknown`).
 async fn assert_sid_unknown(session: &Polling, what: &str) {
-    let (status, body) = session.get_within(3000).await.unwrap_or_else(|| panic!("{what}: GET still pending, the session is alive"));
+    let (status, body) =
+        session.get_within(3000).await.unwrap_or_else(|| panic!("{what}: GET still pending, the session is alive"));
     let message = serde_json::from_str::<Value>(&body).ok().map(|v| v["message"].clone());
     assert_eq!((status, message), (400, Some(json!("Session ID unknown"))), "{what}: {body}");
 }
@@ -38,7 +39,8 @@ async fn the_upgrade_answers_the_pending_get_with_noop_and_moves_the_session() {
     let server = start("", &[]);
     let session = Polling::open(&server).await;
     let pending = session.pending_get().await;
-    let mut sock = ws(&server, &format!("EIO=4&transport=websocket&sid={}", session.sid), None).await.expect("upgrade websocket");
+    let mut sock =
+        ws(&server, &format!("EIO=4&transport=websocket&sid={}", session.sid), None).await.expect("upgrade websocket");
     send(&mut sock, "2probe").await;
     assert_eq!(text(&mut sock, 3000).await.as_deref(), Ok("3probe"));
     send(&mut sock, "5").await;
@@ -71,7 +73,8 @@ async fn packets_buffered_before_the_upgrade_arrive_over_the_websocket() {
     assert_eq!(session.post(&format!("40{}", admin_auth())).await, (200, "ok".to_string()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The CONNECT answer waits in the polling buffer: no GET has fetched it.
-    let mut sock = ws(&server, &format!("EIO=4&transport=websocket&sid={}", session.sid), None).await.expect("upgrade websocket");
+    let mut sock =
+        ws(&server, &format!("EIO=4&transport=websocket&sid={}", session.sid), None).await.expect("upgrade websocket");
     send(&mut sock, "2probe").await;
     assert_eq!(text(&mut sock, 3000).await.as_deref(), Ok("3probe"));
     send(&mut sock, "5").await;
@@ -104,14 +107,19 @@ async fn a_server_close_answers_the_pending_get_with_close() {
 
     let pending = session.pending_get().await;
     // Archiving the event ends its guests' access: the server disconnects them.
-    let (status, body) = http.call("PATCH", "/api/admin/events/closing", Some(&admin_token()), Some(json!({"status": "ARCHIVED"}))).await;
+    let (status, body) = http
+        .call("PATCH", "/api/admin/events/closing", Some(&admin_token()), Some(json!({"status": "ARCHIVED"})))
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = answer_of(pending, 10_000).await.expect("the pending GET is answered when the server closes");
     assert_eq!(status, 200, "{body}");
     let mut got: Vec<String> = packets(&body).into_iter().map(String::from).collect();
     // A server-side disconnect (41) may come first, alone or in the same answer.
     if got.last().map(String::as_str) != Some("1") && got.iter().all(|p| p == "41") {
-        let (status, more) = session.get_within(3000).await.unwrap_or_else(|| panic!("no close packet after {got:?}: the session is still open"));
+        let (status, more) = session
+            .get_within(3000)
+            .await
+            .unwrap_or_else(|| panic!("no close packet after {got:?}: the session is still open"));
         assert_eq!(status, 200, "{more}");
         got.extend(packets(&more).into_iter().map(String::from));
     }

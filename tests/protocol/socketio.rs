@@ -39,7 +39,11 @@ async fn the_socket_sid_is_not_the_engineio_sid() {
     assert_ne!(socket_sid, Some(open["sid"].clone()), "the socket's sid is its Engine.IO session id");
     let session = Polling::open(&server).await;
     let data = session.sio_connect(&admin_auth()).await;
-    assert_ne!(data["sid"].as_str(), Some(session.sid.as_str()), "the socket's sid is its Engine.IO session id (polling)");
+    assert_ne!(
+        data["sid"].as_str(),
+        Some(session.sid.as_str()),
+        "the socket's sid is its Engine.IO session id (polling)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +51,8 @@ async fn connect_without_credentials_gets_connect_error() {
     let server = start("", &[]);
     let (mut sock, _) = open_ws(&server).await;
     send(&mut sock, "40").await;
-    let answer = text_where(&mut sock, 5000, |t| t.starts_with("40") || t.starts_with("44")).await.expect("CONNECT answer");
+    let answer =
+        text_where(&mut sock, 5000, |t| t.starts_with("40") || t.starts_with("44")).await.expect("CONNECT answer");
     assert_eq!(answer, "44{\"message\":\"Authentication required\"}");
 }
 
@@ -101,18 +106,18 @@ async fn closes(server: &crate::common::Server, connect_first: bool, packets: &[
 async fn malformed_packets_close_the_connection() {
     let server = start("", &[]);
     let cases: &[&str] = &[
-        "4abc",                             // unknown Socket.IO packet type
-        "49",                               // unknown Socket.IO packet type
-        "49[\"admin:join\"]",               // unknown Socket.IO packet type
-        "4",                                // empty Socket.IO packet
-        "42",                               // EVENT without its payload
-        "42{}",                             // EVENT payload not an array
-        "42[]",                             // EVENT payload empty
-        "42\"admin:join\"",                 // EVENT payload a string
-        "42[\"admin:join\"",                // invalid JSON
+        "4abc",                                // unknown Socket.IO packet type
+        "49",                                  // unknown Socket.IO packet type
+        "49[\"admin:join\"]",                  // unknown Socket.IO packet type
+        "4",                                   // empty Socket.IO packet
+        "42",                                  // EVENT without its payload
+        "42{}",                                // EVENT payload not an array
+        "42[]",                                // EVENT payload empty
+        "42\"admin:join\"",                    // EVENT payload a string
+        "42[\"admin:join\"",                   // invalid JSON
         "42[\"photo:like\",{\"eventSlug\":}]", // invalid JSON
-        "42abc[\"admin:join\"]",            // invalid ack id
-        "43",                               // ACK without payload
+        "42abc[\"admin:join\"]",               // invalid ack id
+        "43",                                  // ACK without payload
     ];
     let mut failures = Vec::new();
     for case in cases {
@@ -151,7 +156,10 @@ async fn a_malformed_packet_over_polling_closes_the_session() {
     let (status, body) = session.post("42{}").await;
     assert!(matches!(status, 200 | 400 | 0), "POST of a malformed packet: {status} {body}");
     let seen = session.poll_until(3000, |_| false).await.expect_err("no packet awaited");
-    assert!(seen.last().is_some_and(|p| p.starts_with("<HTTP 400")), "session alive after a malformed packet: {seen:?}");
+    assert!(
+        seen.last().is_some_and(|p| p.starts_with("<HTTP 400")),
+        "session alive after a malformed packet: {seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,16 +173,22 @@ async fn a_binary_event_is_parsed_and_refused_as_invalid_payload() {
     send_binary(&mut sock, &[1, 2, 3, 4]).await;
     let got = text_where(&mut sock, 3000, |t| t.starts_with("42[\"error\"")).await.expect("error reply");
     let (_, data) = event(&got).expect("error event");
-    assert_eq!((data["message"].clone(), data["event"].clone()), (json!("Invalid payload"), json!("photo:like")), "{got}");
+    assert_eq!(
+        (data["message"].clone(), data["event"].clone()),
+        (json!("Invalid payload"), json!("photo:like")),
+        "{got}"
+    );
     // Two attachments and an ack id: the ack carries the refusal.
-    send(&mut sock, "452-7[\"photo:comment\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]").await;
+    send(&mut sock, "452-7[\"photo:comment\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]")
+        .await;
     send_binary(&mut sock, &[5, 6]).await;
     send_binary(&mut sock, &[7, 8]).await;
     let ack = text_where(&mut sock, 3000, |t| t.starts_with("43")).await.expect("ack of a binary event");
     assert_eq!(ack_data(&ack, 7), Some(json!([{"ok": false, "error": "Invalid payload"}])), "{ack}");
     // The connection is still open and in order.
     send(&mut sock, "428[\"photo:like\",{\"eventSlug\":\"bin\",\"photo_id\":\"p1\"}]").await;
-    let ack = text_where(&mut sock, 3000, |t| t.starts_with("43")).await.expect("ack of a like after the binary events");
+    let ack =
+        text_where(&mut sock, 3000, |t| t.starts_with("43")).await.expect("ack of a like after the binary events");
     let data = ack_data(&ack, 8).unwrap_or_else(|| panic!("ack id 8: {ack}"));
     assert_eq!((data[0]["ok"].clone(), data[0]["likeCount"].clone()), (json!(true), json!(1)), "{ack}");
 }
@@ -207,10 +221,12 @@ async fn a_client_disconnect_removes_its_socket_from_the_room() {
     let (mut staying, _) = sio_ws(&server, &guest_auth(&b, "bye")).await;
     assert_eq!(join(&mut staying, "bye").await["guestCount"], json!(2));
     send(&mut leaving, "41").await;
-    let left = text_where(&mut staying, 3000, |t| event(t).is_some_and(|(n, _)| n == "guest:left")).await.expect("guest:left");
+    let left =
+        text_where(&mut staying, 3000, |t| event(t).is_some_and(|(n, _)| n == "guest:left")).await.expect("guest:left");
     assert_eq!(event(&left).map(|(_, d)| d["guestCount"].clone()), Some(json!(1)), "{left}");
     let (_, rooms) = http.call("GET", "/api/admin/rooms", Some(&crate::common::admin_token()), None).await;
-    let count = rooms["rooms"].as_array().and_then(|r| r.iter().find(|r| r["slug"] == "bye")).map(|r| r["guestCount"].clone());
+    let count =
+        rooms["rooms"].as_array().and_then(|r| r.iter().find(|r| r["slug"] == "bye")).map(|r| r["guestCount"].clone());
     assert_eq!(count, Some(json!(1)), "{rooms}");
 }
 

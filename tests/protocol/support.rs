@@ -23,7 +23,8 @@ pub type Ws = WebSocketStream<TcpStream>;
 pub const SEP: char = '\x1e';
 
 /// Every client of these tests comes from loopback: only the per-IP caps are raised.
-const LOOPBACK_LIMITS: &str = "max_connections_per_ip = 2000\nconnect_per_ip = { rate = 2000, per = \"1s\", burst = 2000 }\n";
+const LOOPBACK_LIMITS: &str =
+    "max_connections_per_ip = 2000\nconnect_per_ip = { rate = 2000, per = \"1s\", burst = 2000 }\n";
 
 /// A server whose `[limits]` table holds the loopback caps plus `limits` (TOML lines).
 pub fn start(limits: &str, env: &[(&str, &str)]) -> Server {
@@ -79,7 +80,9 @@ pub fn eio_error(status: u16, body: &str, codes: &[u64]) -> Result<(), String> {
     let v: Value = serde_json::from_str(body).map_err(|_| format!("status {status}, body not JSON: {body:?}"))?;
     let code = v["code"].as_u64().ok_or_else(|| format!("status {status}, no numeric code: {body}"))?;
     if status != 400 || !codes.contains(&code) || v["message"].as_str() != eio_error_message(code) {
-        return Err(format!("status {status}, body {body}; expected 400 with code in {codes:?} and its reference message"));
+        return Err(format!(
+            "status {status}, body {body}; expected 400 with code in {codes:?} and its reference message"
+        ));
     }
     Ok(())
 }
@@ -146,7 +149,10 @@ impl Polling {
                 return get;
             }
             let (status, body) = get.await.expect("GET task");
-            assert!(status == 200 && packets(&body).iter().all(|p| *p == "2"), "GET answered with {status} {body:?} while nothing was due");
+            assert!(
+                status == 200 && packets(&body).iter().all(|p| *p == "2"),
+                "GET answered with {status} {body:?} while nothing was due"
+            );
             self.post("3").await;
         }
         panic!("no GET stays pending: the server keeps answering pings");
@@ -309,7 +315,9 @@ pub async fn open_ws_at(addr: SocketAddr, recv_buffer: Option<u32>) -> (Ws, Valu
 /// Sends CONNECT with `auth` and returns the raw answer (`40{...}` or `44{...}`).
 pub async fn sio_connect_raw(ws: &mut Ws, auth: &Value) -> String {
     send(ws, &format!("40{auth}")).await;
-    text_where(ws, 5000, |t| t.starts_with("40") || t.starts_with("44")).await.unwrap_or_else(|s| panic!("no CONNECT answer: {s:?}"))
+    text_where(ws, 5000, |t| t.starts_with("40") || t.starts_with("44"))
+        .await
+        .unwrap_or_else(|s| panic!("no CONNECT answer: {s:?}"))
 }
 
 /// A websocket session connected to `/` with `auth`: the socket and its Socket.IO sid.
@@ -358,8 +366,14 @@ pub struct Reader {
 
 impl Reader {
     pub fn spawn(mut ws: Ws) -> Reader {
-        let r = Reader { comments: Arc::default(), bytes: Arc::default(), in_order: Arc::new(AtomicBool::new(true)), closed: Arc::default() };
-        let (comments, bytes, in_order, closed) = (r.comments.clone(), r.bytes.clone(), r.in_order.clone(), r.closed.clone());
+        let r = Reader {
+            comments: Arc::default(),
+            bytes: Arc::default(),
+            in_order: Arc::new(AtomicBool::new(true)),
+            closed: Arc::default(),
+        };
+        let (comments, bytes, in_order, closed) =
+            (r.comments.clone(), r.bytes.clone(), r.in_order.clone(), r.closed.clone());
         tokio::spawn(async move {
             loop {
                 match ws.next().await {
@@ -371,7 +385,10 @@ impl Reader {
                         if name != "photo:comment" {
                             continue;
                         }
-                        let seq = data["comment"].as_str().and_then(|c| c.split(':').next()).and_then(|n| n.parse::<usize>().ok());
+                        let seq = data["comment"]
+                            .as_str()
+                            .and_then(|c| c.split(':').next())
+                            .and_then(|n| n.parse::<usize>().ok());
                         if seq != Some(comments.load(Ordering::Acquire)) {
                             in_order.store(false, Ordering::Release);
                         }

@@ -15,7 +15,10 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Common, Fail, Fails, Hist, Server, Target, Ws, epoch_ms, event_name, guest_auth, machine_pct, nofile_soft, open, pong, round, self_cpu, ws_fail};
+use crate::{
+    Common, Fail, Fails, Hist, Server, Target, Ws, epoch_ms, event_name, guest_auth, machine_pct, nofile_soft, open,
+    pong, round, self_cpu, ws_fail,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct FillArgs {
@@ -140,15 +143,17 @@ async fn join(ws: &mut Ws, slug: &str, me: &Guest, sh: &Shared) -> Result<(), Fa
     ws.send(Message::text(format!("42[\"event:join\",\"{slug}\"]"))).await.map_err(ws_fail)?;
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) => match on_text(ws, t.as_str(), me, sh).await.inspect_err(|_| end(me, sh, TRANSPORT_ERROR))? {
-                Seen::Snapshot => return Ok(()),
-                Seen::JoinError(m) => return Err(Fail::JoinError(m)),
-                Seen::ServerClosed => {
-                    end(me, sh, SERVER_CLOSED);
-                    return Err(Fail::Closed);
+            Some(Ok(Message::Text(t))) => {
+                match on_text(ws, t.as_str(), me, sh).await.inspect_err(|_| end(me, sh, TRANSPORT_ERROR))? {
+                    Seen::Snapshot => return Ok(()),
+                    Seen::JoinError(m) => return Err(Fail::JoinError(m)),
+                    Seen::ServerClosed => {
+                        end(me, sh, SERVER_CLOSED);
+                        return Err(Fail::Closed);
+                    }
+                    Seen::Other => {}
                 }
-                Seen::Other => {}
-            },
+            }
             Some(Ok(Message::Close(_))) | None => {
                 end(me, sh, SERVER_CLOSED);
                 return Err(Fail::Closed);
@@ -162,7 +167,15 @@ async fn join(ws: &mut Ws, slug: &str, me: &Guest, sh: &Shared) -> Result<(), Fa
     }
 }
 
-async fn guest(t: Arc<Target>, g: usize, session: String, slug: String, start: Instant, sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn guest(
+    t: Arc<Target>,
+    g: usize,
+    session: String,
+    slug: String,
+    start: Instant,
+    sh: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::time::sleep_until(start.into()).await;
     let me = &sh.guests[g];
     let t0 = Instant::now();
@@ -213,7 +226,9 @@ async fn probe(t: &Target, src: usize, session: &str, slug: &str) -> Result<u64,
             if s == "2" {
                 pong(&mut ws).await?;
             } else if event_name(s) == Some("event:snapshot") {
-                return json_u64_field(s, "guestCount").map(|n| n.saturating_sub(1)).ok_or(Fail::Ws("snapshot without guestCount".into()));
+                return json_u64_field(s, "guestCount")
+                    .map(|n| n.saturating_sub(1))
+                    .ok_or(Fail::Ws("snapshot without guestCount".into()));
             } else if event_name(s) == Some("error") {
                 return Err(Fail::JoinError(crate::json_str_field(s, "message").unwrap_or("?").to_string()));
             }
@@ -252,7 +267,12 @@ fn spread_s(v: &mut [u64]) -> Value {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub async fn fill(a: &FillArgs, deadline: Instant) -> Value {
@@ -307,8 +327,10 @@ pub async fn fill(a: &FillArgs, deadline: Instant) -> Value {
 
     // The guests' view at the end of the settle time, read before the probe changes it.
     let g_u64 = g_total as u64;
-    let (mut joined, mut connected, mut by_close, mut by_error, mut holding, mut above) = (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
-    let (mut stale_counts, mut stale_rx, mut msgs, mut end_times, mut join_times, mut presence_times) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut joined, mut connected, mut by_close, mut by_error, mut holding, mut above) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut stale_counts, mut stale_rx, mut msgs, mut end_times, mut join_times, mut presence_times) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut stale_ids: Vec<usize> = vec![];
     let mut open_counts: Vec<u64> = vec![];
     for (i, x) in sh.guests.iter().enumerate() {

@@ -296,7 +296,9 @@ pub fn floor(a: &FloorArgs) -> Value {
         lat: Hist::new(),
     });
     let (wa, wst) = (a.clone(), st.clone());
-    let writer = std::thread::Builder::new().name("floor-writer".into()).spawn(move || writer(listener, wa, wst, base, deadline));
+    let writer = std::thread::Builder::new()
+        .name("floor-writer".into())
+        .spawn(move || writer(listener, wa, wst, base, deadline));
     let writer = match writer {
         Ok(w) => w,
         Err(e) => return json!({"scenario": "floor", "error": format!("writer thread: {e}")}),

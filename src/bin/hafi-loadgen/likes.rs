@@ -24,7 +24,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Common, Hist, Server, Target, Ws, epoch_ms, event_name, guest_auth, machine_pct, open, open_and_join, pong, round, self_cpu};
+use crate::{
+    Common, Hist, Server, Target, Ws, epoch_ms, event_name, guest_auth, machine_pct, open, open_and_join, pong, round,
+    self_cpu,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct LikesArgs {
@@ -87,7 +90,9 @@ pub fn disk(a: &DiskArgs) -> Value {
 async fn http_get(port: u16, host: std::net::Ipv4Addr, path: &str) -> Option<(u16, String)> {
     let fut = async {
         let mut s = TcpStream::connect((host, port)).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8_lossy(&buf).to_string();
@@ -265,7 +270,9 @@ pub async fn likes(a: &LikesArgs, deadline: Instant) -> Value {
         let auth = guest_auth(&format!("{}-{run}-s{k}", c.prefix), &slug);
         let ws = match tokio::time::timeout(t.conn_timeout, open(&t, a.readers + k, &auth)).await {
             Ok(Ok(ws)) => ws,
-            Ok(Err(f)) => return json!({"scenario": "likes", "error": format!("sender could not connect: {}", f.key())}),
+            Ok(Err(f)) => {
+                return json!({"scenario": "likes", "error": format!("sender could not connect: {}", f.key())});
+            }
             Err(_) => return json!({"scenario": "likes", "error": "sender connect timed out"}),
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -279,7 +286,8 @@ pub async fn likes(a: &LikesArgs, deadline: Instant) -> Value {
     let health_checks = Arc::new(AtomicU64::new(0));
     let breaker_seen = Arc::new(AtomicBool::new(false));
     let poller = {
-        let (bad, checks, seen, host, port) = (health_bad.clone(), health_checks.clone(), breaker_seen.clone(), c.host, c.port);
+        let (bad, checks, seen, host, port) =
+            (health_bad.clone(), health_checks.clone(), breaker_seen.clone(), c.host, c.port);
         tokio::spawn(async move {
             loop {
                 sleep(Duration::from_millis(250)).await;
@@ -317,7 +325,12 @@ pub async fn likes(a: &LikesArgs, deadline: Instant) -> Value {
             sent += 1;
         }
         if sent > 0 && sent.is_multiple_of((a.rate as usize).max(1) * 5) {
-            eprintln!("[likes] sent {sent}/{total}: accepted {} busy {} failed {}", st.accepted.load(Relaxed), st.busy.load(Relaxed), st.failed.load(Relaxed));
+            eprintln!(
+                "[likes] sent {sent}/{total}: accepted {} busy {} failed {}",
+                st.accepted.load(Relaxed),
+                st.busy.load(Relaxed),
+                st.failed.load(Relaxed)
+            );
         }
     }
     let send_s = start.elapsed().as_secs_f64();
@@ -325,7 +338,8 @@ pub async fn likes(a: &LikesArgs, deadline: Instant) -> Value {
     let answered = |st: &Shared| st.accepted.load(Relaxed) + st.busy.load(Relaxed) + st.failed.load(Relaxed);
     let drain_until = deadline.min(Instant::now() + Duration::from_secs_f64(a.drain));
     let (mut last, mut last_change) = (answered(&st), Instant::now());
-    while answered(&st) < sent as u64 && Instant::now() < drain_until && last_change.elapsed() < Duration::from_secs(2) {
+    while answered(&st) < sent as u64 && Instant::now() < drain_until && last_change.elapsed() < Duration::from_secs(2)
+    {
         sleep(Duration::from_millis(50)).await;
         let now = answered(&st);
         if now != last {

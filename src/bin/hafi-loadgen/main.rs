@@ -294,7 +294,11 @@ fn epoch_ms() -> u64 {
 
 fn instant_at_epoch_ms(ms: u64) -> Instant {
     let now = epoch_ms();
-    if ms >= now { Instant::now() + Duration::from_millis(ms - now) } else { Instant::now() - Duration::from_millis(now - ms) }
+    if ms >= now {
+        Instant::now() + Duration::from_millis(ms - now)
+    } else {
+        Instant::now() - Duration::from_millis(now - ms)
+    }
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -338,7 +342,12 @@ fn hist_value(i: usize) -> f64 {
 
 impl Hist {
     fn new() -> Self {
-        Hist { b: (0..HIST_BUCKETS).map(|_| AtomicU64::new(0)).collect(), n: AtomicU64::new(0), sum_us: AtomicU64::new(0), max_us: AtomicU64::new(0) }
+        Hist {
+            b: (0..HIST_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            n: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+        }
     }
     fn record(&self, us: u64) {
         self.b[hist_index(us)].fetch_add(1, Relaxed);
@@ -369,8 +378,15 @@ impl Hist {
         self.max_us.fetch_max(v.get("max_us").and_then(Value::as_u64).unwrap_or(0), Relaxed);
     }
     fn sparse(&self) -> Value {
-        let buckets: Vec<[u64; 2]> =
-            self.b.iter().enumerate().filter_map(|(i, c)| { let c = c.load(Relaxed); (c > 0).then_some([i as u64, c]) }).collect();
+        let buckets: Vec<[u64; 2]> = self
+            .b
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.load(Relaxed);
+                (c > 0).then_some([i as u64, c])
+            })
+            .collect();
         json!({"buckets": buckets, "n": self.n.load(Relaxed), "sum_us": self.sum_us.load(Relaxed), "max_us": self.max_us.load(Relaxed)})
     }
     fn quantile_ms(&self, q: f64) -> f64 {
@@ -506,7 +522,8 @@ async fn open(t: &Target, src_idx: usize, auth: &str) -> Result<Ws, Fail> {
     sock.bind(SocketAddr::from((src, 0))).map_err(|e| Fail::Tcp(e.kind()))?;
     let stream = sock.connect(t.server).await.map_err(|e| Fail::Tcp(e.kind()))?;
     let _ = stream.set_nodelay(true);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(t.url.as_str(), stream, Some(t.ws_cfg)).await.map_err(ws_fail)?;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(t.url.as_str(), stream, Some(t.ws_cfg)).await.map_err(ws_fail)?;
     loop {
         let m = next_text(&mut ws).await?;
         if m.starts_with('0') {
@@ -779,7 +796,14 @@ async fn hold_parent(scn: &Scenario, plan: HoldPlan, window: f64, after_wait: f6
     for i in 0..shards {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.args(&args)
-            .args(["--shard", &i.to_string(), "--shards", &shards.to_string(), "--deadline-ms", &deadline_ms.to_string()])
+            .args([
+                "--shard",
+                &i.to_string(),
+                "--shards",
+                &shards.to_string(),
+                "--deadline-ms",
+                &deadline_ms.to_string(),
+            ])
             .args(["--start-at-ms", &start_at_ms.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -846,8 +870,10 @@ async fn hold_parent(scn: &Scenario, plan: HoldPlan, window: f64, after_wait: f6
         let _ = tokio::time::timeout(Duration::from_secs(5), c.child.wait()).await;
     }
     let dsum = |key: &str| dones.iter().map(|r| r.get(key).and_then(Value::as_u64).unwrap_or(0)).sum::<u64>();
-    let loadgen_cpu: f64 = dones.iter().map(|r| r.get("cpu_s").and_then(Value::as_f64).unwrap_or(0.0)).sum::<f64>() + self_cpu();
-    let loadgen_connect_cpu: f64 = readies.iter().map(|r| r.get("connect_cpu_s").and_then(Value::as_f64).unwrap_or(0.0)).sum();
+    let loadgen_cpu: f64 =
+        dones.iter().map(|r| r.get("cpu_s").and_then(Value::as_f64).unwrap_or(0.0)).sum::<f64>() + self_cpu();
+    let loadgen_connect_cpu: f64 =
+        readies.iter().map(|r| r.get("connect_cpu_s").and_then(Value::as_f64).unwrap_or(0.0)).sum();
     let wait = Duration::from_secs_f64(after_wait).min(deadline.saturating_duration_since(Instant::now()));
     sleep(wait).await;
     let after = server.sample();
@@ -978,7 +1004,8 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
     for g in 0..a.guests {
-        let (t, st, fails, stop, sem, pst) = (t.clone(), st.clone(), fails.clone(), stop_rx.clone(), sem.clone(), poll_stats.clone());
+        let (t, st, fails, stop, sem, pst) =
+            (t.clone(), st.clone(), fails.clone(), stop_rx.clone(), sem.clone(), poll_stats.clone());
         let session = format!("{}-f{g}", c.prefix);
         let slug = slug.clone();
         let transport = a.transport;
@@ -986,7 +1013,9 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
             let permit = sem.acquire_owned().await.expect("semaphore");
             let guest = match transport {
                 polling::Transport::Websocket => open_and_join(&t, g, &session, &slug).await.map(FanoutGuest::Ws),
-                polling::Transport::Polling => polling::open_and_join(&t, g, &session, &slug, &pst).await.map(FanoutGuest::Poll),
+                polling::Transport::Polling => {
+                    polling::open_and_join(&t, g, &session, &slug, &pst).await.map(FanoutGuest::Poll)
+                }
             };
             drop(permit);
             match guest {
@@ -1012,7 +1041,13 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     let mut last_print = Instant::now();
     while st.joined.load(Relaxed) + st.failed.load(Relaxed) < a.guests && Instant::now() < deadline {
         if last_print.elapsed() >= Duration::from_secs(2) {
-            eprintln!("[fanout] joined {} failed {} of {}  (events received {})", st.joined.load(Relaxed), st.failed.load(Relaxed), a.guests, st.tally.events());
+            eprintln!(
+                "[fanout] joined {} failed {} of {}  (events received {})",
+                st.joined.load(Relaxed),
+                st.failed.load(Relaxed),
+                a.guests,
+                st.tally.events()
+            );
             last_print = Instant::now();
         }
         sleep(Duration::from_millis(20)).await;
@@ -1029,7 +1064,10 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
     }
     let setup_s = setup_start.elapsed().as_secs_f64();
     let guests = st.joined.load(Relaxed);
-    eprintln!("[fanout] {guests} guests joined and settled in {setup_s:.1} s; liking at {}/s for {} s", a.rate, a.send_secs);
+    eprintln!(
+        "[fanout] {guests} guests joined and settled in {setup_s:.1} s; liking at {}/s for {} s",
+        a.rate, a.send_secs
+    );
 
     // The likers: separate guest connections of the same event (one by default), each in its own
     // task, fed through a channel; like k goes out through liker k % likers.
@@ -1086,7 +1124,11 @@ async fn fanout(a: &FanoutArgs, deadline: Instant) -> Value {
         }
         sent += 1;
         if sent.is_multiple_of(a.rate.max(1.0) as usize * 5) {
-            eprintln!("[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}", st.tally.delivered(), sent * guests);
+            eprintln!(
+                "[fanout] likes sent {sent}/{total_likes}, deliveries {} / expected so far {}",
+                st.tally.delivered(),
+                sent * guests
+            );
         }
     }
     let send_s = send_start.elapsed().as_secs_f64();
@@ -1175,10 +1217,7 @@ async fn churn_cycle(t: &Target, i: usize, prefix: &str, run: &str, slugs: usize
     ws.send(Message::text(format!("42[\"event:leave\",\"{slug}\"]"))).await.map_err(ws_fail)?;
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
     // Read until the server's close arrives (or the socket ends).
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = ws.next().await {} }).await;
     Ok(())
 }
 
@@ -1314,7 +1353,11 @@ fn main() {
         }
         std::process::exit(0);
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(c.threads.max(1)).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(c.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let deadline = match c.deadline_ms {
         Some(ms) => instant_at_epoch_ms(ms),
         None => Instant::now() + Duration::from_secs_f64(c.duration),
@@ -1323,12 +1366,21 @@ fn main() {
     let mut out = rt.block_on(async {
         match &scn {
             Scenario::Idle(a) => {
-                let plan = HoldPlan { total: a.connections, rooms: a.rooms, concurrency: Some(a.concurrency), storm: false };
-                if c.shard.is_some() { hold_child(&c, plan, deadline).await } else { hold_parent(&scn, plan, a.window, a.after_wait, deadline).await }
+                let plan =
+                    HoldPlan { total: a.connections, rooms: a.rooms, concurrency: Some(a.concurrency), storm: false };
+                if c.shard.is_some() {
+                    hold_child(&c, plan, deadline).await
+                } else {
+                    hold_parent(&scn, plan, a.window, a.after_wait, deadline).await
+                }
             }
             Scenario::Storm(a) => {
                 let plan = HoldPlan { total: a.connections, rooms: a.rooms, concurrency: None, storm: true };
-                if c.shard.is_some() { hold_child(&c, plan, deadline).await } else { hold_parent(&scn, plan, 0.0, a.after_wait, deadline).await }
+                if c.shard.is_some() {
+                    hold_child(&c, plan, deadline).await
+                } else {
+                    hold_parent(&scn, plan, 0.0, a.after_wait, deadline).await
+                }
             }
             Scenario::Fanout(a) => fanout(a, deadline).await,
             Scenario::Churn(a) => churn(a, deadline).await,

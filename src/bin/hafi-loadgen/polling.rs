@@ -99,11 +99,19 @@ impl Conn {
 
     /// Sends one request and reads its response: (status, body). A reused connection that the
     /// server closed while idle is reopened once, before any byte of the response was read.
-    async fn request(&mut self, method: &str, target: &str, body: &[u8], stats: &PollStats) -> Result<(u16, Vec<u8>), Fail> {
+    async fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        stats: &PollStats,
+    ) -> Result<(u16, Vec<u8>), Fail> {
         let mut req = Vec::with_capacity(160 + body.len());
         req.extend_from_slice(format!("{method} {target} HTTP/1.1\r\nHost: {}\r\n", self.server).as_bytes());
         if method == "POST" {
-            req.extend_from_slice(format!("Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n", body.len()).as_bytes());
+            req.extend_from_slice(
+                format!("Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n", body.len()).as_bytes(),
+            );
         }
         req.extend_from_slice(b"\r\n");
         req.extend_from_slice(body);
@@ -176,7 +184,8 @@ async fn read_response(io: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>, b
     let status_line = String::from_utf8_lossy(&line).into_owned();
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or(Retry::No(Fail::Proto("bad http status line")))?;
+    let status: u16 =
+        parts.next().and_then(|s| s.parse().ok()).ok_or(Retry::No(Fail::Proto("bad http status line")))?;
     let mut keep_alive = version == "HTTP/1.1";
     let mut length: Option<usize> = None;
     let mut chunked = false;
@@ -303,7 +312,13 @@ impl PollGuest {
 
 /// Handshake by polling, Socket.IO CONNECT with the guest's auth, `event:join` and its snapshot,
 /// within the caller's connect timeout.
-pub async fn open_and_join(t: &Target, src_idx: usize, session: &str, slug: &str, stats: &PollStats) -> Result<PollGuest, Fail> {
+pub async fn open_and_join(
+    t: &Target,
+    src_idx: usize,
+    session: &str,
+    slug: &str,
+    stats: &PollStats,
+) -> Result<PollGuest, Fail> {
     let fut = async {
         let src = t.sources[src_idx % t.sources.len()];
         let mut g = PollGuest {
@@ -361,7 +376,12 @@ pub async fn open_and_join(t: &Target, src_idx: usize, session: &str, slug: &str
 
 /// Polls until `stop` fires (then closes the session with POST `1`, returns true) or the server
 /// ends the session or a request fails (returns false). Hands every event packet to `on_event`.
-pub async fn hold(mut g: PollGuest, mut stop: watch::Receiver<bool>, stats: &PollStats, mut on_event: impl FnMut(&str)) -> bool {
+pub async fn hold(
+    mut g: PollGuest,
+    mut stop: watch::Receiver<bool>,
+    stats: &PollStats,
+    mut on_event: impl FnMut(&str),
+) -> bool {
     // Made once, not per poll (see the websocket reader's `hold`).
     let stopped = stop.changed();
     tokio::pin!(stopped);

@@ -28,7 +28,8 @@ pub fn stage(app: &App, who: &Identity, ev: &ClientEvent) -> Option<Staged> {
         _ => return None,
     };
     let caps = LikeCaps::new(app.config.max_likes_per_identity, app.config.max_photos_per_event);
-    let staged = require_access(app, who, slug).and_then(|()| Ok(app.store.stage_toggle(slug, photo, &who.liker(), like, caps)?));
+    let staged = require_access(app, who, slug)
+        .and_then(|()| Ok(app.store.stage_toggle(slug, photo, &who.liker(), like, caps)?));
     Some(Staged(staged))
 }
 
@@ -43,7 +44,12 @@ pub struct Durable {
 
 /// The part of a like, unlike or admin count that waits: applied (or [`stage`]d before),
 /// then durable. Its broadcast is [`announce_like`], done in the sender's order.
-pub async fn make_durable(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Durable, WireError> {
+pub async fn make_durable(
+    app: &App,
+    who: &Identity,
+    ev: &ClientEvent,
+    staged: Option<Staged>,
+) -> Result<Durable, WireError> {
     match ev {
         ClientEvent::Like { slug, photo, like_count: Some(count) } if who.is_admin() => {
             require_access(app, who, slug)?;
@@ -61,7 +67,9 @@ pub async fn make_durable(app: &App, who: &Identity, ev: &ClientEvent, staged: O
                     Err(WireError::LikeLimit)
                 }
                 Err(e) => Err(e.into()),
-                Ok(out) => Ok(Durable { slug: slug.clone(), photo: photo.clone(), count: out.count, changed: out.changed }),
+                Ok(out) => {
+                    Ok(Durable { slug: slug.clone(), photo: photo.clone(), count: out.count, changed: out.changed })
+                }
             }
         }
         _ => Err(WireError::InvalidPayload),
@@ -80,7 +88,8 @@ fn emit_like(app: &App, slug: &Slug, photo: &PhotoId, count: u64) -> usize {
     let key: StateKey = format!("l:{}/{}", slug.as_str(), photo.as_str()).into();
     let payload = out::Like { photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
     let recipients = app.broadcast_keyed(&slug.room(), None, names::PHOTO_LIKE, &payload, Some(&key));
-    let mirror = out::AdminLike { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
+    let mirror =
+        out::AdminLike { event_slug: slug.as_str(), photo_id: photo.as_str(), like_count: count, timestamp: iso_now() };
     let admin_key: StateKey = format!("al:{}/{}", slug.as_str(), photo.as_str()).into();
     app.broadcast_keyed(ADMIN_ROOM, None, names::ADMIN_LIKE, &mirror, Some(&admin_key));
     app.admin_feed.touch(slug);
@@ -98,4 +107,3 @@ fn like_cap_reached(app: &App, slug: &Slug) {
     let message = format!("Event {slug} reached its limit of {max} liked photos; likes of other photos are refused");
     security_notice(app, &message, slug);
 }
-

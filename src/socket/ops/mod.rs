@@ -77,7 +77,12 @@ pub async fn relay(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relaye
 
 /// [`relay`], for an event that [`stage`] may already have applied. Only an accepted event
 /// counts as activity in its room: refused input changes nothing.
-pub async fn relay_staged(app: &App, who: &Identity, ev: &ClientEvent, staged: Option<Staged>) -> Result<Relayed, WireError> {
+pub async fn relay_staged(
+    app: &App,
+    who: &Identity,
+    ev: &ClientEvent,
+    staged: Option<Staged>,
+) -> Result<Relayed, WireError> {
     match ev {
         ClientEvent::Like { .. } | ClientEvent::Unlike { .. } => {
             let done = make_durable(app, who, ev, staged).await?;
@@ -116,13 +121,17 @@ pub fn plan(app: &App, who: &Identity, ev: &ClientEvent) -> Plan {
 pub fn relay_now(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed, WireError> {
     let done = match ev {
         ClientEvent::Comment { slug, photo, comment } => comment::apply(app, who, slug, photo, comment),
-        ClientEvent::UploadProgress { slug, photo, progress, filename } => upload::progress(app, who, slug, photo, progress, filename),
+        ClientEvent::UploadProgress { slug, photo, progress, filename } => {
+            upload::progress(app, who, slug, photo, progress, filename)
+        }
         ClientEvent::UploadComplete { slug, photo } => upload::complete(app, who, slug, photo),
         ClientEvent::EventUpdate { slug, updates } => update::apply(app, who, slug, updates),
         ClientEvent::AdminNotification { kind, data } => notification::apply(app, who, kind, data),
-        ClientEvent::Like { .. } | ClientEvent::Unlike { .. } | ClientEvent::Join(_) | ClientEvent::Leave(_) | ClientEvent::AdminJoin => {
-            Err(WireError::InvalidPayload)
-        }
+        ClientEvent::Like { .. }
+        | ClientEvent::Unlike { .. }
+        | ClientEvent::Join(_)
+        | ClientEvent::Leave(_)
+        | ClientEvent::AdminJoin => Err(WireError::InvalidPayload),
     }?;
     if let Some(slug) = ev.slug() {
         touch(app, slug);
@@ -143,7 +152,10 @@ pub async fn watch_breaker(app: App) {
         match status {
             Status::Open => {
                 tracing::error!("storage breaker opened: writes refused until a trial write succeeds");
-                system_notice(&app, "Storage is failing: likes and changes are refused for now; live relaying continues");
+                system_notice(
+                    &app,
+                    "Storage is failing: likes and changes are refused for now; live relaying continues",
+                );
             }
             Status::Closed => {
                 tracing::warn!("storage breaker closed: writes accepted again");

@@ -33,4 +33,3 @@ pub fn security_notice(app: &App, message: &str, slug: &Slug) {
     let payload = out::Notification { kind: "security", data: &data, timestamp: iso_now() };
     app.broadcast(ADMIN_ROOM, names::ADMIN_NOTIFICATION, &payload);
 }
-

@@ -11,7 +11,14 @@ use crate::protocol::outgoing::{self as out, names};
 use crate::state::App;
 use crate::types::{PhotoId, Slug};
 
-pub fn progress(app: &App, who: &Identity, slug: &Slug, photo: &PhotoId, progress: &Value, filename: &str) -> Result<Relayed, WireError> {
+pub fn progress(
+    app: &App,
+    who: &Identity,
+    slug: &Slug,
+    photo: &PhotoId,
+    progress: &Value,
+    filename: &str,
+) -> Result<Relayed, WireError> {
     require_manage(app, who, slug)?;
     let payload = out::Progress { photo_id: photo.as_str(), progress, filename, timestamp: iso_now() };
     let recipients = app.broadcast(&slug.room(), names::UPLOAD_PROGRESS, &payload);

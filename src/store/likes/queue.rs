@@ -79,7 +79,12 @@ struct Waiting {
 
 impl LikeQueue {
     pub(in crate::store) fn new(depth: usize, max_wait: Duration) -> Arc<LikeQueue> {
-        Arc::new(LikeQueue { waiting: Mutex::new(Waiting::default()), pending: AtomicUsize::new(0), depth: depth.max(1), max_wait })
+        Arc::new(LikeQueue {
+            waiting: Mutex::new(Waiting::default()),
+            pending: AtomicUsize::new(0),
+            depth: depth.max(1),
+            max_wait,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
@@ -108,7 +113,14 @@ impl Store {
     /// busy" when the queue is full, unavailable while the breaker is open. Toggles are applied
     /// in the order they were admitted; a like past one of `caps` changes nothing and is
     /// reported as refused by [`Store::finish_toggle`].
-    pub fn stage_toggle(&self, slug: &Slug, photo: &PhotoId, liker: &LikerKey, like: bool, caps: LikeCaps) -> Result<StagedToggle, StoreError> {
+    pub fn stage_toggle(
+        &self,
+        slug: &Slug,
+        photo: &PhotoId,
+        liker: &LikerKey,
+        like: bool,
+        caps: LikeCaps,
+    ) -> Result<StagedToggle, StoreError> {
         if !self.breaker.may_admit() {
             return Err(StoreError::Unavailable);
         }
@@ -206,7 +218,12 @@ async fn apply(store: &Store, batch: Vec<Queued>) {
         }
         Err(e) => {
             store.breaker.record(permit, false, Duration::ZERO);
-            let undo: Vec<&Toggle> = batch.iter().zip(&applied).filter(|(_, a)| a.is_ok_and(|o| o.changed)).map(|(x, _)| &x.toggle).collect();
+            let undo: Vec<&Toggle> = batch
+                .iter()
+                .zip(&applied)
+                .filter(|(_, a)| a.is_ok_and(|o| o.changed))
+                .map(|(x, _)| &x.toggle)
+                .collect();
             if let Err(u) = store.undo_toggles(undo.into_iter().rev()) {
                 tracing::error!(error = %u, "cannot undo likes that failed to persist");
             }

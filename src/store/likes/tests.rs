@@ -37,14 +37,16 @@ fn assert_derived_match(st: &Store, s: &Slug) {
     let room: RoomLikes = Store::get(&t.like_rooms, s.as_str().as_bytes()).unwrap().unwrap_or_default();
     assert_eq!(room, RoomLikes { total, photos: counts.len() as u64 }, "room aggregate");
 
-    let mut by_count: Vec<(PhotoId, u64)> = counts.iter().filter(|(_, c)| c.count > 0).map(|(p, c)| (p.clone(), c.count)).collect();
+    let mut by_count: Vec<(PhotoId, u64)> =
+        counts.iter().filter(|(_, c)| c.count > 0).map(|(p, c)| (p.clone(), c.count)).collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     assert_eq!(t.likes_by_count.scan_prefix(&p).count(), by_count.len(), "count index size");
     assert_eq!(st.room_like_summary(s, usize::MAX).unwrap(), (u64::try_from(total).unwrap(), by_count.clone()));
     let top5: Vec<_> = by_count.into_iter().take(5).collect();
     assert_eq!(st.room_like_summary(s, 5).unwrap().1, top5);
 
-    let mut by_time: Vec<(i64, PhotoId, u64)> = counts.iter().map(|(p, c)| (c.updated_ms, p.clone(), c.count)).collect();
+    let mut by_time: Vec<(i64, PhotoId, u64)> =
+        counts.iter().map(|(p, c)| (c.updated_ms, p.clone(), c.count)).collect();
     by_time.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let expect: Vec<(PhotoId, u64)> = by_time.into_iter().map(|(_, p, c)| (p, c)).collect();
     assert_eq!(t.likes_by_time.scan_prefix(&p).count(), expect.len(), "time index size");
@@ -232,7 +234,10 @@ async fn a_like_that_does_not_persist_is_undone_with_its_aggregates() {
     let dir = tempfile::tempdir().unwrap();
     let failing = Arc::new(AtomicBool::new(false));
     let f = failing.clone();
-    let opts = StoreOptions { flush_wrapper: Some(Box::new(move |inner| Arc::new(Faulty { inner, failing: f }) as Arc<dyn Flush>)), ..StoreOptions::default() };
+    let opts = StoreOptions {
+        flush_wrapper: Some(Box::new(move |inner| Arc::new(Faulty { inner, failing: f }) as Arc<dyn Flush>)),
+        ..StoreOptions::default()
+    };
     let st = Store::open_with(dir.path(), opts).unwrap();
     let s = slug("w");
     st.like(&s, &photo("kept"), &liker("a")).await.unwrap();
