@@ -201,35 +201,23 @@ async fn sender(mut ws: Ws, mut rx: mpsc::UnboundedReceiver<String>, st: Arc<Sha
     st.senders_dropped.fetch_add(1, Relaxed);
 }
 
-async fn reader(mut ws: Ws, i: usize, tag: String, st: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let s = t.as_str();
-                    if s == "2" {
-                        if pong(&mut ws).await.is_err() { break; }
-                    } else if event_name(s) == Some("photo:like") {
-                        if let Some(n) = photo_index(s, &tag) {
-                            st.received[i].fetch_add(1, Relaxed);
-                            if st.measuring.load(Relaxed) && let Some(us) = st.since_sent_us(n) {
-                                st.bcast_lat.record(us);
-                            }
-                        }
-                    } else if s.starts_with('1') || s.starts_with("41") {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => break,
-            },
-            _ = stop.changed() => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                return;
+async fn reader(ws: Ws, i: usize, tag: String, st: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let stopped = crate::hold(ws, stop, |s| {
+        if event_name(s) == Some("photo:like")
+            && let Some(n) = photo_index(s, &tag)
+        {
+            st.received[i].fetch_add(1, Relaxed);
+            if st.measuring.load(Relaxed)
+                && let Some(us) = st.since_sent_us(n)
+            {
+                st.bcast_lat.record(us);
             }
         }
+    })
+    .await;
+    if !stopped {
+        st.readers_dropped.fetch_add(1, Relaxed);
     }
-    st.readers_dropped.fetch_add(1, Relaxed);
 }
 
 pub async fn likes(a: &LikesArgs, deadline: Instant) -> Value {
