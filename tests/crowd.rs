@@ -3,10 +3,12 @@
 //! TCP connection closed, while the others get everything.
 
 mod common;
+#[path = "protocol/support.rs"]
+mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Http, Server, admin_token};
@@ -17,6 +19,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+
+use support::Reader;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -104,49 +108,6 @@ async fn join(ws: &mut Ws, slug: &str) -> (Value, Presence) {
 // ------------------------------------------------------------------------------------------------
 // A reader that stops reading
 // ------------------------------------------------------------------------------------------------
-
-/// A normal reader: counts comments, checks they arrive in the order sent, answers pings.
-struct Reader {
-    comments: Arc<AtomicUsize>,
-    in_order: Arc<AtomicBool>,
-    closed: Arc<AtomicBool>,
-}
-
-impl Reader {
-    fn spawn(mut ws: Ws) -> Reader {
-        let r = Reader { comments: Arc::default(), in_order: Arc::new(AtomicBool::new(true)), closed: Arc::default() };
-        let (comments, in_order, closed) = (r.comments.clone(), r.in_order.clone(), r.closed.clone());
-        tokio::spawn(async move {
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                        let _ = ws.send(Message::text("3")).await;
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        if let Some((name, data)) = event(t.as_str())
-                            && name == "photo:comment"
-                        {
-                            let seq = data["comment"]
-                                .as_str()
-                                .and_then(|c| c.split(':').next())
-                                .and_then(|n| n.parse::<usize>().ok());
-                            if seq != Some(comments.load(Ordering::Acquire)) {
-                                in_order.store(false, Ordering::Release);
-                            }
-                            comments.fetch_add(1, Ordering::AcqRel);
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => {
-                        closed.store(true, Ordering::Release);
-                        return;
-                    }
-                }
-            }
-        });
-        r
-    }
-}
 
 /// Sockets shed as slow consumers so far, from `/metrics`.
 async fn shed_count(http: &reqwest::Client, server: &Server) -> u64 {
