@@ -69,9 +69,9 @@ impl Store {
             })
             .map_err(io)?;
         }
-        for item in self.t()?.likers.iter() {
+        for item in self.t()?.liked_by.iter() {
             let p = parts(&item?.0, 3)?;
-            out(Record::Liker { slug: p[0].clone(), photo: p[1].clone(), liker: p[2].clone() }).map_err(io)?;
+            out(Record::Liker { slug: p[0].clone(), liker: p[1].clone(), photo: p[2].clone() }).map_err(io)?;
         }
         Ok(())
     }
@@ -79,7 +79,9 @@ impl Store {
     /// True when nothing but format metadata is stored.
     pub fn is_empty(&self) -> bool {
         let Ok(t) = self.t() else { return false };
-        [&t.rooms, &t.room_guests, &t.counts, &t.likers, &t.events, &t.sessions, &t.admins].iter().all(|t| t.is_empty())
+        [&t.rooms, &t.room_guests, &t.counts, &t.liked_by, &t.events, &t.sessions, &t.admins]
+            .iter()
+            .all(|t| t.is_empty())
     }
 
     /// Writes one record (not yet durable: call `durable` when done).

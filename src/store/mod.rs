@@ -27,9 +27,10 @@ use crate::clock::now_ms;
 use crate::commit::{CommitError, Committer, Flush};
 use crate::types::{AccessCode, EventStatus, GuestSessionId, LikerKey, Slug};
 
-/// Format of every stored value and of the database as a whole. Format 2 added the like
-/// aggregates and indexes (see `likes`); its values of the older kinds are encoded as in 1.
-pub const FORMAT_VERSION: u8 = 2;
+/// Format of every stored value and of the database as a whole. Format 2 added like aggregates
+/// and indexes on disk; format 3 keeps them in memory instead (see `likes`) and a like's fact
+/// in `liked_by` alone. Values of every kind are encoded as in 1.
+pub const FORMAT_VERSION: u8 = 3;
 const FORMAT_KEY: &[u8] = b"format_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -178,18 +179,11 @@ struct Trees {
     room_guests: sled::Tree,
     /// slug \0 photo → PhotoLikes
     counts: sled::Tree,
-    /// slug \0 photo \0 liker → ()
-    likers: sled::Tree,
-    /// slug \0 liker \0 photo → () : the same facts, indexed for `likedByMe`
+    /// slug \0 liker \0 photo → () : who likes what (also gives `likedByMe`)
     liked_by: sled::Tree,
-    /// slug → RoomLikes : like total and distinct photos of a room (derived, see `likes`)
-    like_rooms: sled::Tree,
-    /// slug \0 liker → u64 : distinct photos a liker likes in a room (derived)
-    liker_tallies: sled::Tree,
-    /// slug \0 inverted count \0 photo → () : photos with a count above zero, most liked first (derived)
-    likes_by_count: sled::Tree,
-    /// slug \0 inverted change time \0 photo → count : newest change first (derived)
-    likes_by_time: sled::Tree,
+    /// What is derived from `counts` and `liked_by`, in memory. It belongs to this open database,
+    /// so a reopen after a fault (see `recover.rs`) starts from what is really on disk.
+    book: Mutex<likes::LikeBook>,
     /// slug → EventRecord
     events: sled::Tree,
     /// session id → GuestSession
@@ -199,6 +193,13 @@ struct Trees {
     /// username → AdminUser
     admins: sled::Tree,
     meta: sled::Tree,
+}
+
+impl Trees {
+    fn book(&self) -> std::sync::MutexGuard<'_, likes::LikeBook> {
+        // The book only ever holds whole changes (each is applied under this lock); keep going.
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Opens sled under `dir` with every tree, checking the format version.
@@ -227,12 +228,8 @@ fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
         rooms: db.open_tree("rooms")?,
         room_guests: db.open_tree("room_guests")?,
         counts: db.open_tree("like_counts")?,
-        likers: db.open_tree("likers")?,
         liked_by: db.open_tree("liked_by")?,
-        like_rooms: db.open_tree("like_rooms")?,
-        liker_tallies: db.open_tree("liker_tallies")?,
-        likes_by_count: db.open_tree("likes_by_count")?,
-        likes_by_time: db.open_tree("likes_by_time")?,
+        book: Mutex::default(),
         events: db.open_tree("events")?,
         sessions: db.open_tree("guest_sessions")?,
         sessions_by_event: db.open_tree("guest_sessions_by_event")?,
@@ -573,23 +570,15 @@ impl Store {
             }
             let p = prefix(slug.as_str());
             let t = self.t()?;
-            // Under the likes lock, so a like arriving meanwhile cannot leave a room total or
-            // index behind for counts that are gone.
+            // Under the likes lock, so a like arriving meanwhile cannot leave the like book
+            // holding counts that are gone.
             let likes = self.likes_guard();
-            for tree in [
-                &t.room_guests,
-                &t.counts,
-                &t.likers,
-                &t.liked_by,
-                &t.liker_tallies,
-                &t.likes_by_count,
-                &t.likes_by_time,
-            ] {
+            for tree in [&t.room_guests, &t.counts, &t.liked_by] {
                 for item in tree.scan_prefix(&p) {
                     tree.remove(item?.0)?;
                 }
             }
-            t.like_rooms.remove(slug.as_str().as_bytes())?;
+            t.book().forget(&slug);
             drop(likes);
             for item in self.t()?.sessions_by_event.scan_prefix(&p) {
                 let (k, _) = item?;

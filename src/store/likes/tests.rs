@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::commit::Flush;
-use crate::store::{FORMAT_KEY, FORMAT_VERSION, StoreOptions};
+use crate::store::{FORMAT_KEY, FORMAT_VERSION, StoreOptions, decode, key3, prefix};
 
 fn slug(s: &str) -> Slug {
     Slug::parse(s).unwrap()
@@ -23,8 +23,8 @@ fn is_limit(r: Result<LikeOutcome, StoreError>, which: LikeLimit) -> bool {
     matches!(r, Err(StoreError::LikeLimit(l)) if l == which)
 }
 
-/// Everything derived, recomputed from the counts and likers by brute force, next to what the
-/// aggregates and indexes hold.
+/// Everything derived, recomputed from the counts and likers on disk by brute force, next to
+/// what the like book answers, before and after the book rebuilt the event from disk.
 fn assert_derived_match(st: &Store, s: &Slug) {
     let t = st.t().unwrap();
     let p = prefix(s.as_str());
@@ -34,33 +34,32 @@ fn assert_derived_match(st: &Store, s: &Slug) {
         counts.push((photo(&crate::store::key_part(&k, 1).unwrap()), decode(&v).unwrap()));
     }
     let total: u128 = counts.iter().map(|(_, c)| u128::from(c.count)).sum();
-    let room: RoomLikes = Store::get(&t.like_rooms, s.as_str().as_bytes()).unwrap().unwrap_or_default();
-    assert_eq!(room, RoomLikes { total, photos: counts.len() as u64 }, "room aggregate");
-
     let mut by_count: Vec<(PhotoId, u64)> =
         counts.iter().filter(|(_, c)| c.count > 0).map(|(p, c)| (p.clone(), c.count)).collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    assert_eq!(t.likes_by_count.scan_prefix(&p).count(), by_count.len(), "count index size");
-    assert_eq!(st.room_like_summary(s, usize::MAX).unwrap(), (u64::try_from(total).unwrap(), by_count.clone()));
-    let top5: Vec<_> = by_count.into_iter().take(5).collect();
-    assert_eq!(st.room_like_summary(s, 5).unwrap().1, top5);
-
     let mut by_time: Vec<(i64, PhotoId, u64)> =
         counts.iter().map(|(p, c)| (c.updated_ms, p.clone(), c.count)).collect();
     by_time.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let expect: Vec<(PhotoId, u64)> = by_time.into_iter().map(|(_, p, c)| (p, c)).collect();
-    assert_eq!(t.likes_by_time.scan_prefix(&p).count(), expect.len(), "time index size");
-    assert_eq!(st.room_likes(s, usize::MAX).unwrap(), expect);
-
-    let mut tallies = std::collections::BTreeMap::<Vec<u8>, u64>::new();
+    let recent: Vec<(PhotoId, u64)> = by_time.into_iter().map(|(_, p, c)| (p, c)).collect();
+    let mut tallies = std::collections::BTreeMap::<String, u64>::new();
     for item in t.liked_by.scan_prefix(&p) {
-        let k = item.unwrap().0;
-        let end = k.iter().rposition(|&b| b == 0).unwrap();
-        *tallies.entry(k[..end].to_vec()).or_default() += 1;
+        *tallies.entry(crate::store::key_part(&item.unwrap().0, 1).unwrap()).or_default() += 1;
     }
-    let stored: std::collections::BTreeMap<Vec<u8>, u64> =
-        t.liker_tallies.scan_prefix(&p).map(|i| i.unwrap()).map(|(k, v)| (k.to_vec(), decode(&v).unwrap())).collect();
-    assert_eq!(stored, tallies, "liker tallies");
+    for rebuilt in [false, true] {
+        if rebuilt {
+            t.book().forget(s);
+        }
+        let total = u64::try_from(total).unwrap();
+        assert_eq!(st.room_like_summary(s, usize::MAX).unwrap(), (total, by_count.clone()), "rebuilt: {rebuilt}");
+        let top5: Vec<_> = by_count.iter().take(5).cloned().collect();
+        assert_eq!(st.room_like_summary(s, 5).unwrap().1, top5);
+        assert_eq!(st.room_likes(s, usize::MAX).unwrap(), recent, "rebuilt: {rebuilt}");
+        assert_eq!(st.with_event(s, |ev| ev.photos()).unwrap(), counts.len() as u64);
+        for (l, n) in &tallies {
+            let held = st.with_event(s, |ev| ev.tally(&liker(l))).unwrap();
+            assert!(held.is_none_or(|h| h == *n), "tally of {l}: {held:?}, on disk {n}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -264,11 +263,12 @@ fn reopen(dir: &std::path::Path) -> Store {
 }
 
 #[test]
-fn a_format_1_directory_is_upgraded_at_open() {
+fn an_older_directory_is_upgraded_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let (s, other) = (slug("w"), slug("x"));
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    // Written with the store API, then made to look as format 1 left it.
+    // Written with the store API, then made to look as format 2 left it: every like also in
+    // `likers`, derived trees beside, values of format 1 among them.
     rt().block_on(async {
         let st = Store::open(dir.path()).unwrap();
         for (i, l) in ["a", "b", "c"].iter().enumerate() {
@@ -281,27 +281,37 @@ fn a_format_1_directory_is_upgraded_at_open() {
         st.set_like_count(&s, &photo("zero"), 0).await.unwrap();
         st.like(&other, &photo("p0"), &liker("a")).await.unwrap();
         let t = st.t().unwrap();
-        for tree in [&t.like_rooms, &t.liker_tallies, &t.likes_by_count, &t.likes_by_time] {
-            tree.clear().unwrap();
+        let likers = t.db.open_tree("likers").unwrap();
+        for item in t.liked_by.iter() {
+            let k = item.unwrap().0;
+            let p: Vec<String> = (0..3).map(|i| crate::store::key_part(&k, i).unwrap()).collect();
+            likers.insert(key3(&p[0], &p[2], &p[1]), &[] as &[u8]).unwrap();
         }
-        // Values written by format 1 carry version byte 1.
+        // A fact only `likers` still holds is kept.
+        t.liked_by.remove(key3("w", "c", "p2")).unwrap();
+        for name in ["like_rooms", "liker_tallies", "likes_by_count", "likes_by_time"] {
+            t.db.open_tree(name).unwrap().insert(b"w", &[1u8, 2] as &[u8]).unwrap();
+        }
         let k = key2("w", "p0");
         let mut v = t.counts.get(&k).unwrap().unwrap().to_vec();
         v[0] = 1;
         t.counts.insert(k, v).unwrap();
-        t.meta.insert(FORMAT_KEY, &[1]).unwrap();
+        t.meta.insert(FORMAT_KEY, &[2]).unwrap();
         st.flush_now().unwrap();
     });
     rt().block_on(async {
         let st = reopen(dir.path());
         assert_eq!(st.format_version().unwrap(), FORMAT_VERSION);
+        let names = st.t().unwrap().db.tree_names();
+        assert!(!names.iter().any(|n| n.as_ref() == b"likers" || n.as_ref() == b"like_rooms"), "old trees dropped");
+        assert_eq!(st.liked_by(&s, &liker("c"), 10).unwrap(), vec![photo("p0"), photo("p1"), photo("p2")]);
         assert_eq!(st.room_like_summary(&s, 2).unwrap(), (56, vec![(photo("big"), 50), (photo("p0"), 3)]));
         assert_eq!(st.room_likes(&s, 100).unwrap().len(), 5);
         assert_eq!(st.room_likes(&s, 1).unwrap(), vec![(photo("zero"), 0)]);
         assert_eq!(st.room_like_summary(&other, 5).unwrap(), (1, vec![(photo("p0"), 1)]));
         assert_derived_match(&st, &s);
         assert_derived_match(&st, &other);
-        // Caps read the rebuilt tallies and totals: c likes 3 photos, the event has 5.
+        // Caps read the tallies and totals rebuilt from disk: c likes 3 photos, the event has 5.
         let caps = LikeCaps { per_identity: 3, per_event: 5 };
         assert!(is_limit(like(&st, &s, "p9", "c", caps).await, LikeLimit::PerIdentity));
         assert!(is_limit(like(&st, &s, "p9", "d", caps).await, LikeLimit::PerEvent));
