@@ -42,7 +42,8 @@
 #   DISK_DIR=$TMPDIR DISK_SECS=5   (disk: no server, once per invocation like floor: the rate of
 #                  a 4 KB write + fdatasync loop in DISK_DIR)
 #   LOADGEN_THREADS=2 SOURCES=16 PER_PROCESS=9000
-#   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build with cargo into $CARGO_TARGET_DIR)
+#   HAFI_BIN / LOADGEN_BIN  prebuilt binaries (default: build both packages, hafi-realtime and
+#                  hafi-loadgen (tools/loadgen), with cargo into $CARGO_TARGET_DIR)
 #   HAFI_CONFIG    benches/bench-config.toml
 #   OUT_DIR        $TMPDIR/hafi-bench-<UTC timestamp>   (one JSON file per run, and summary.txt)
 #   HAFI_EXTRA_ENV extra "K=V ..." for the hafi server (e.g. MALLOC_ARENA_MAX=2)
@@ -78,7 +79,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [[ -z "${HAFI_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
   target="${CARGO_TARGET_DIR:-$root/target}"
-  (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --bins) >&2
+  (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release -p hafi-realtime -p hafi-loadgen --bins) >&2
   HAFI_BIN="${HAFI_BIN:-$target/release/hafi-realtime}"
   LOADGEN_BIN="${LOADGEN_BIN:-$target/release/hafi-loadgen}"
 fi

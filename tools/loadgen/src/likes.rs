@@ -24,10 +24,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{
-    Common, Hist, Server, Target, Ws, epoch_ms, event_name, guest_auth, machine_pct, open, open_and_join, pong, round,
-    self_cpu,
-};
+use crate::cli::Common;
+use crate::client::{Target, Ws, event_name, guest_auth, hold, json_str_field, open, open_and_join, pong};
+use crate::hist::Hist;
+use crate::sample::{Server, epoch_ms, machine_pct, round, self_cpu};
 
 #[derive(Args, Debug, Clone)]
 pub struct LikesArgs {
@@ -178,7 +178,7 @@ async fn sender(mut ws: Ws, mut rx: mpsc::UnboundedReceiver<String>, st: Arc<Sha
                             st.busy_lat.record(lat);
                         } else {
                             st.failed.fetch_add(1, Relaxed);
-                            let msg = crate::json_str_field(body, "error").unwrap_or("?").to_string();
+                            let msg = json_str_field(body, "error").unwrap_or("?").to_string();
                             *st.other_errors.lock().unwrap().entry(msg).or_default() += 1;
                         }
                     } else if s.starts_with('1') || s.starts_with("41") {
@@ -202,7 +202,7 @@ async fn sender(mut ws: Ws, mut rx: mpsc::UnboundedReceiver<String>, st: Arc<Sha
 }
 
 async fn reader(ws: Ws, i: usize, tag: String, st: Arc<Shared>, stop: watch::Receiver<bool>) {
-    let stopped = crate::hold(ws, stop, |s| {
+    let stopped = hold(ws, stop, |s| {
         if event_name(s) == Some("photo:like")
             && let Some(n) = photo_index(s, &tag)
         {

@@ -20,7 +20,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
-use crate::{Hist, machine_busy, nofile_soft, proc_cpu, round, self_cpu};
+use crate::hist::Hist;
+use crate::sample::{loadavg, machine_busy, nofile_soft, proc_cpu, round, self_cpu};
 
 #[derive(Args, Debug, Clone)]
 pub struct FloorArgs {
@@ -358,7 +359,7 @@ pub fn floor(a: &FloorArgs) -> Value {
             "readers_cpu_s": round(total_cpu - w.cpu_s, 3),
         },
         "machine_busy_pct": round(w.machine_s / w.send_s * 100.0, 1),
-        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "loadavg": loadavg(),
         "loadgen_threads": a.threads,
         "wall_s": round(t_wall.elapsed().as_secs_f64(), 2),
         "deadline_hit": Instant::now() >= deadline,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-use crate::{Fail, Target, event_name, guest_auth, json_str_field};
+use crate::client::{Fail, Target, event_name, guest_auth, json_str_field};
 
 /// How a fanout guest talks to the server.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use crate::Hist;
+use crate::hist::Hist;
 
 pub struct Tally {
     pub lat: Hist,

@@ -5,20 +5,22 @@
 //! below G has silently fallen out of date ("stale"), which no error shows.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::sleep;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::{
-    Common, Fail, Fails, Hist, Server, Target, Ws, epoch_ms, event_name, guest_auth, machine_pct, nofile_soft, open,
-    pong, round, self_cpu, ws_fail,
-};
+use crate::cli::Common;
+use crate::client::{Fails, Target};
+use crate::hist::Hist;
+use crate::sample::{Server, epoch_ms, loadavg, machine_pct, nofile_soft, round, self_cpu};
+
+mod guest;
+
+use guest::{FAILED, Guest, JOINED, NONE, OPEN, SERVER_CLOSED, Shared, TRANSPORT_ERROR, guest, probe};
 
 #[derive(Args, Debug, Clone)]
 pub struct FillArgs {
@@ -36,205 +38,6 @@ pub struct FillArgs {
     /// Skip the probe guest that joins after the settle time to read the server's own count.
     #[arg(long)]
     pub no_probe: bool,
-}
-
-const NONE: u64 = u64::MAX;
-
-// Phases of one guest.
-const PENDING: u8 = 0;
-const JOINED: u8 = 1;
-const FAILED: u8 = 2;
-
-// How a guest's connection ended (while the scenario still wanted it).
-const OPEN: u8 = 0;
-const SERVER_CLOSED: u8 = 1;
-const TRANSPORT_ERROR: u8 = 2;
-
-/// What one guest saw; times are microseconds since the first connect.
-struct Guest {
-    phase: AtomicU8,
-    connected: AtomicBool,
-    ended: AtomicU8,
-    last_count: AtomicU64,
-    presence_msgs: AtomicU64,
-    joined_us: AtomicU64,
-    ended_us: AtomicU64,
-    last_presence_us: AtomicU64,
-    last_rx_us: AtomicU64,
-}
-
-impl Guest {
-    fn new() -> Guest {
-        Guest {
-            phase: AtomicU8::new(PENDING),
-            connected: AtomicBool::new(false),
-            ended: AtomicU8::new(OPEN),
-            last_count: AtomicU64::new(NONE),
-            presence_msgs: AtomicU64::new(0),
-            joined_us: AtomicU64::new(NONE),
-            ended_us: AtomicU64::new(NONE),
-            last_presence_us: AtomicU64::new(NONE),
-            last_rx_us: AtomicU64::new(NONE),
-        }
-    }
-}
-
-struct Shared {
-    base: Instant,
-    guests: Vec<Guest>,
-    fails: Fails,
-    join_lat: Hist,
-}
-
-impl Shared {
-    fn us(&self) -> u64 {
-        Instant::now().saturating_duration_since(self.base).as_micros() as u64
-    }
-}
-
-/// The number after `"key":` in a small JSON text, without parsing it.
-fn json_u64_field(s: &str, key: &str) -> Option<u64> {
-    let pat = format!("\"{key}\":");
-    let start = s.find(&pat)? + pat.len();
-    let digits = s[start..].trim_start();
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
-    digits[..end].parse().ok()
-}
-
-enum Seen {
-    Other,
-    Snapshot,
-    JoinError(String),
-    ServerClosed,
-}
-
-/// Handles one text frame of a guest: answers pings, records presence.
-async fn on_text(ws: &mut Ws, s: &str, me: &Guest, sh: &Shared) -> Result<Seen, Fail> {
-    me.last_rx_us.store(sh.us(), Relaxed);
-    if s == "2" {
-        pong(ws).await?;
-        return Ok(Seen::Other);
-    }
-    if s.starts_with('1') || s.starts_with("41") {
-        return Ok(Seen::ServerClosed);
-    }
-    match event_name(s) {
-        Some("guest:joined" | "guest:left") => {
-            me.presence_msgs.fetch_add(1, Relaxed);
-            me.last_presence_us.store(sh.us(), Relaxed);
-            if let Some(n) = json_u64_field(s, "guestCount") {
-                me.last_count.store(n, Relaxed);
-            }
-            Ok(Seen::Other)
-        }
-        Some("event:snapshot") => Ok(Seen::Snapshot),
-        Some("error") => Ok(Seen::JoinError(crate::json_str_field(s, "message").unwrap_or("?").to_string())),
-        _ => Ok(Seen::Other),
-    }
-}
-
-fn end(me: &Guest, sh: &Shared, how: u8) {
-    me.ended.store(how, Relaxed);
-    me.ended_us.store(sh.us(), Relaxed);
-}
-
-/// Reads frames until the join's snapshot (Ok), or the join fails.
-async fn join(ws: &mut Ws, slug: &str, me: &Guest, sh: &Shared) -> Result<(), Fail> {
-    ws.send(Message::text(format!("42[\"event:join\",\"{slug}\"]"))).await.map_err(ws_fail)?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                match on_text(ws, t.as_str(), me, sh).await.inspect_err(|_| end(me, sh, TRANSPORT_ERROR))? {
-                    Seen::Snapshot => return Ok(()),
-                    Seen::JoinError(m) => return Err(Fail::JoinError(m)),
-                    Seen::ServerClosed => {
-                        end(me, sh, SERVER_CLOSED);
-                        return Err(Fail::Closed);
-                    }
-                    Seen::Other => {}
-                }
-            }
-            Some(Ok(Message::Close(_))) | None => {
-                end(me, sh, SERVER_CLOSED);
-                return Err(Fail::Closed);
-            }
-            Some(Err(e)) => {
-                end(me, sh, TRANSPORT_ERROR);
-                return Err(ws_fail(e));
-            }
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
-async fn guest(
-    t: Arc<Target>,
-    g: usize,
-    session: String,
-    slug: String,
-    start: Instant,
-    sh: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    tokio::time::sleep_until(start.into()).await;
-    let me = &sh.guests[g];
-    let t0 = Instant::now();
-    let setup = async {
-        let mut ws = open(&t, g, &guest_auth(&session, &slug)).await?;
-        me.connected.store(true, Relaxed);
-        join(&mut ws, &slug, me, &sh).await?;
-        Ok::<Ws, Fail>(ws)
-    };
-    let mut ws = match tokio::time::timeout(t.conn_timeout, setup).await.unwrap_or(Err(Fail::Timeout)) {
-        Ok(ws) => ws,
-        Err(f) => {
-            me.phase.store(FAILED, Relaxed);
-            sh.fails.add(&f);
-            return;
-        }
-    };
-    sh.join_lat.record(t0.elapsed().as_micros() as u64);
-    me.joined_us.store(sh.us(), Relaxed);
-    me.phase.store(JOINED, Relaxed);
-    loop {
-        tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => match on_text(&mut ws, t.as_str(), me, &sh).await {
-                    Ok(Seen::ServerClosed) => return end(me, &sh, SERVER_CLOSED),
-                    Ok(_) => {}
-                    Err(_) => return end(me, &sh, TRANSPORT_ERROR),
-                },
-                Some(Ok(Message::Close(_))) | None => return end(me, &sh, SERVER_CLOSED),
-                Some(Err(_)) => return end(me, &sh, TRANSPORT_ERROR),
-                Some(Ok(_)) => {}
-            },
-            // Dropping the socket is enough: the process exits right after the report.
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// One more guest joins after the settle time; its snapshot's `guestCount` minus itself is the
-/// number of guests the server counts in the room.
-async fn probe(t: &Target, src: usize, session: &str, slug: &str) -> Result<u64, Fail> {
-    let fut = async {
-        let mut ws = open(t, src, &guest_auth(session, slug)).await?;
-        ws.send(Message::text(format!("42[\"event:join\",\"{slug}\"]"))).await.map_err(ws_fail)?;
-        loop {
-            let m = crate::next_text(&mut ws).await?;
-            let s = m.as_str();
-            if s == "2" {
-                pong(&mut ws).await?;
-            } else if event_name(s) == Some("event:snapshot") {
-                return json_u64_field(s, "guestCount")
-                    .map(|n| n.saturating_sub(1))
-                    .ok_or(Fail::Ws("snapshot without guestCount".into()));
-            } else if event_name(s) == Some("error") {
-                return Err(Fail::JoinError(crate::json_str_field(s, "message").unwrap_or("?").to_string()));
-            }
-        }
-    };
-    tokio::time::timeout(t.conn_timeout, fut).await.unwrap_or(Err(Fail::Timeout))
 }
 
 fn median(v: &mut [u64]) -> Value {
@@ -264,15 +67,6 @@ fn spread_s(v: &mut [u64]) -> Value {
     }
     v.sort_unstable();
     json!({"min": secs(v[0]), "median": secs(v[v.len() / 2]), "max": secs(v[v.len() - 1])})
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub async fn fill(a: &FillArgs, deadline: Instant) -> Value {
