@@ -98,9 +98,10 @@ enum AdminAction {
 }
 
 fn parse_ttl(raw: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(raw)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("invalid duration {raw:?} (use 300ms, 10s, 5m, 1h or 30d)"))
+    match crate::config::parse_duration(raw)? {
+        d if d.is_zero() => Err("the lifetime must be above zero".into()),
+        d => Ok(d),
+    }
 }
 
 /// Exit code for configuration refusals (the production rules).
