@@ -121,6 +121,10 @@ impl Default for EventLimits {
     }
 }
 
+/// A key that earlier releases read and that is refused now; it never holds a value.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Removed;
+
 /// `[limits]`, as the rest of the server reads it too.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -146,8 +150,8 @@ pub struct Limits {
     #[serde(deserialize_with = "duration")]
     pub no_room_timeout: Duration,
     /// Present only to refuse the removed key with a pointer to `outgoing_queue_bytes`.
-    #[serde(rename = "outgoing_queue", deserialize_with = "removed_outgoing_queue")]
-    removed_outgoing_queue: (),
+    #[serde(deserialize_with = "removed_outgoing_queue")]
+    outgoing_queue: Removed,
     /// Unsent bytes one socket may have before it is shed as a slow consumer.
     pub outgoing_queue_bytes: usize,
     /// Unsent bytes of all sockets together; past it the largest queues are shed.
@@ -185,7 +189,7 @@ impl Default for Limits {
             ping_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(10),
             no_room_timeout: Duration::from_secs(60),
-            removed_outgoing_queue: (),
+            outgoing_queue: Removed,
             outgoing_queue_bytes: 1 << 20,
             outgoing_total_bytes: 256 << 20,
             header_read_timeout: Duration::from_secs(10),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use super::tables::Removed;
 use super::{ConfigError, invalid};
 
 /// Parses a duration in humantime's notation: `300ms`, `10s`, `5m`, `1h`, `30d`, or a sum such as
@@ -24,7 +25,7 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
 
 /// `[limits] outgoing_queue` counted packets in earlier releases; a file that still sets it would
 /// mean something else today, so it is refused with the name of its successor.
-pub(super) fn removed_outgoing_queue<'de, D: Deserializer<'de>>(_: D) -> Result<(), D::Error> {
+pub(super) fn removed_outgoing_queue<'de, D: Deserializer<'de>>(_: D) -> Result<Removed, D::Error> {
     Err(serde::de::Error::custom(
         "limits.outgoing_queue was replaced by limits.outgoing_queue_bytes (unsent bytes per socket, default 1048576)",
     ))
