@@ -76,18 +76,14 @@ impl Default for Auth {
 }
 
 /// A token bucket: `rate` tokens every `per`, holding at most `burst`. In the file
-/// `{ rate = N, per = "1s", burst = N }`; `per` may be left out for one second.
+/// `{ rate = N, per = "1s", burst = N }`, all three written.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bucket {
     pub rate: u32,
-    #[serde(default = "one_second", deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration")]
     pub per: Duration,
     pub burst: u32,
-}
-
-fn one_second() -> Duration {
-    Duration::from_secs(1)
 }
 
 impl Bucket {

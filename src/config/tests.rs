@@ -131,8 +131,8 @@ fn production_rules() {
 fn unknown_keys_and_tables_are_named() {
     for (file, key) in [
         ("[storage]\ncommit_queue_wiat = \"1s\"\n", "commit_queue_wiat"),
-        ("[limits.events]\nlikes = { rate = 1, burst = 1 }\n", "likes"),
-        ("[limits.events]\nlike = { rate = 1, burst = 1, pre = \"1s\" }\n", "pre"),
+        ("[limits.events]\nlikes = { rate = 1, per = \"1s\", burst = 1 }\n", "likes"),
+        ("[limits.events]\nlike = { rate = 1, per = \"1s\", burst = 1, pre = \"1s\" }\n", "pre"),
         ("[sever]\nport = 1\n", "sever"),
     ] {
         let err = load(&[], Some(file), Overrides::default()).unwrap_err().to_string();
@@ -155,7 +155,7 @@ fn durations_in_humantime_notation() {
 fn refusals_name_their_key() {
     for (file, key) in [
         ("[storage]\ncommit_queue_wait = \"0s\"\n", "storage.commit_queue_wait"),
-        ("[limits.events]\nlike = { rate = 0, burst = 1 }\n", "limits.events.like"),
+        ("[limits.events]\nlike = { rate = 0, per = \"1s\", burst = 1 }\n", "limits.events.like"),
         ("[limits]\nlogin_per_ip = { rate = 1, per = \"0ms\", burst = 1 }\n", "limits.login_per_ip"),
         ("[server]\nhost = \"example.com\"\n", "server.host"),
         ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "server.trusted_proxies"),
