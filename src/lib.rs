@@ -17,6 +17,7 @@ pub mod gate;
 pub mod http;
 pub mod janitor;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod notify;
 pub mod passwords;

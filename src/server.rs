@@ -1,4 +1,6 @@
-//! The accept loop: one hyper 1 server for warp routes and Socket.IO, on one port.
+//! The server: [`run`] starts it on a bound listener (opens the store, builds the shared state)
+//! and stops it cleanly; [`serve`] is its accept loop, one hyper 1 server for warp routes and
+//! Socket.IO on one port.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,12 +13,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder};
 
+use crate::auth::Tokens;
+use crate::config::Config;
 use crate::gate::{Counted, Gate};
 use crate::limits::IpKey;
 use crate::metrics::Refusal;
 use crate::peer::{PeerAddr, canonical, client_ip, forwarded_for};
 use crate::request_guard::{OverCap, RequestGuardLayer};
+use crate::shutdown::Shutdown;
 use crate::state::App;
+use crate::store::{Store, StoreError, StoreOptions};
 
 /// Pending connections the kernel queues for us: a connect storm of thousands of guests must
 /// not overflow it (the default of 128 makes clients wait for a SYN retry).
@@ -231,4 +237,90 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         });
     }
     Ok(())
+}
+
+/// Why [`run`] did not start, or did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Store(StoreError),
+    #[error("cannot read the listening address: {0}")]
+    Listener(std::io::Error),
+    /// The configured secret cannot sign tokens: a configuration problem, not a runtime one.
+    #[error("unusable secret: {0}")]
+    Secret(jsonwebtoken::errors::Error),
+    #[error("cannot read the admin users: {0}")]
+    AdminUsers(StoreError),
+    #[error("exiting after a storage failure")]
+    StorageLost,
+    #[error("shutdown was not clean: {0}")]
+    Unclean(String),
+}
+
+/// Runs the server on `listener` until `shutdown` fires or storage is lost for good: opens the
+/// data directory (one process owns it), serves, then disconnects every client and flushes.
+/// `config.secret` must be resolved already (see `Config::secret`). Once the server is ready it
+/// prints `listening on http://ADDR`, the line scripts and tests wait for, and tells systemd.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RunError> {
+    let opts = StoreOptions {
+        group_commit: config.group_commit,
+        cache_bytes: u64::from(config.cache_mb) << 20,
+        commit_queue: config.commit_queue,
+        commit_queue_wait: config.commit_queue_wait,
+        ..Default::default()
+    };
+    if !config.group_commit {
+        tracing::warn!("group commit is off: every durable write pays for its own flush");
+    }
+    let store = Store::open_with(&config.data_dir, opts).map_err(RunError::Store)?;
+    let addr = listener.local_addr().map_err(RunError::Listener)?;
+    let tokens = Tokens::new(config.secret.as_deref().unwrap_or_default()).map_err(RunError::Secret)?;
+    // Login tokens are valid only for the admin users, with the passwords, stored now.
+    let users = store.admins().map_err(RunError::AdminUsers)?;
+    let tokens = tokens.with_admin_users(users.iter().map(|u| (u.username.as_str(), u.phc.as_str())));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        addr = %addr,
+        data_dir = %config.data_dir.display(),
+        mode = config.mode.as_str(),
+        "hafi-realtime starting"
+    );
+    let app = App::new(config, store.clone(), tokens, shutdown.clone());
+    // The port accepts connections from here on (the kernel queues them until the loop runs).
+    crate::notify::ready();
+    crate::logs::announce(&format!("listening on http://{addr}"));
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            crate::notify::stopping();
+        });
+    }
+    {
+        // A database that cannot be reopened after a fault leaves nothing to serve from: tell
+        // the clients (shutdown disconnects them) and stop, for systemd to restart the process.
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = store.wait_lost() => {
+                    tracing::error!("storage is lost: shutting down to be restarted");
+                    shutdown.trigger();
+                }
+                _ = shutdown.wait() => {}
+            }
+        });
+    }
+    let served = serve(app, listener).await;
+    if store.is_lost() {
+        return Err(RunError::StorageLost);
+    }
+    let flushed =
+        tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.flush_now())).await;
+    match (served, flushed) {
+        (Ok(()), Ok(Ok(Ok(())))) => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        (served, flushed) => Err(RunError::Unclean(format!("served: {served:?}, flushed: {flushed:?}"))),
+    }
 }
