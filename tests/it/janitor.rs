@@ -2,22 +2,15 @@
 //! sessions stop working and leave the store, retention deletes old rooms, and memory returns
 //! near where it started after thousands of rooms came and went.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Http, Server, Sock, admin_token};
+use crate::support::{Http, Server, Sock, admin_token, room};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 const SHORT: &str = "[rooms]\nidle_evict = \"1s\"\n";
-
-async fn room(http: &Http, slug: &str) -> Value {
-    let (_, body) = http.call("GET", "/api/admin/rooms", Some(&admin_token()), None).await;
-    body["rooms"].as_array().unwrap().iter().find(|r| r["slug"] == slug).cloned().unwrap_or(Value::Null)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_room_is_evicted_and_comes_back_intact() {
@@ -75,7 +68,7 @@ async fn expired_session_cannot_connect_and_is_removed() {
     ok.join("brief").await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let mut late = Sock::guest(&server.url, &id, "brief").await;
-    assert_eq!(late.expect(common::CONNECT_ERROR, 3000).await["message"], "Invalid guest session");
+    assert_eq!(late.expect(crate::support::CONNECT_ERROR, 3000).await["message"], "Invalid guest session");
     let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l.starts_with("hafi_sessions_expired_total ") && !l.ends_with(" 0")), "{metrics}");
     ok.close().await;
@@ -247,24 +240,4 @@ async fn thousands_of_rooms_come_and_go_and_memory_returns() {
     // What stays is storage cache and allocator slack, not per-room state: bounded, and well
     // under what 3000 rooms' worth of presence would be if it leaked.
     assert!(after <= before + 24 * 1024, "RSS grew from {before} KiB to {after} KiB");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_holds_at_most_snapshot_max_photos_most_recent_first() {
-    let server = Server::start_with(Some("[rooms]\nsnapshot_max_photos = 3\n"), &[]);
-    let http = Http::new(&server);
-    http.create_event("huge", None).await;
-    for i in 0..8 {
-        let (st, _) = http
-            .call("POST", "/api/emit", Some(&admin_token()), Some(json!({"event": "photo:like", "data": {"eventSlug": "huge", "photo_id": format!("p{i}"), "likeCount": i + 1}})))
-            .await;
-        assert_eq!(st, 202);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let g = http.guest_session("huge").await;
-    let mut s = Sock::guest(&server.url, &g, "huge").await;
-    let snap = s.join("huge").await;
-    assert_eq!(snap["likes"], json!({"p7": 8, "p6": 7, "p5": 6}));
-    // The room's totals still count every photo.
-    assert_eq!(room(&http, "huge").await["likes"], 36);
 }

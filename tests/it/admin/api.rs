@@ -1,9 +1,10 @@
-//! Every HTTP route of the contract with its error statuses, against the real binary.
+//! Every HTTP route of the contract with its error statuses, against the real binary, and no
+//! API answer ever cached.
 
-mod common;
-
-use common::{Http, Server, Sock, admin_token, token};
 use serde_json::json;
+
+use super::{DANA, server_with_admin};
+use crate::support::{Http, Server, Sock, admin_token, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_shape() {
@@ -97,7 +98,7 @@ async fn event_registry() {
     assert_eq!(http.call("DELETE", "/api/admin/events/gala-2026", a, None).await.0, 404);
     http.create_event("gala-2026", None).await;
     let mut s = Sock::guest(&server.url, &sid, "gala-2026").await;
-    assert_eq!(s.expect(common::CONNECT_ERROR, 3000).await["message"], "Invalid guest session");
+    assert_eq!(s.expect(crate::support::CONNECT_ERROR, 3000).await["message"], "Invalid guest session");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,4 +245,42 @@ async fn registry_changes_reach_the_admin_room() {
     assert_eq!(admin.expect("admin:event", 3000).await["action"], "updated");
     http.call("DELETE", "/api/admin/events/live-list", Some(&admin_token()), None).await;
     assert_eq!(admin.expect("admin:event", 3000).await["action"], "deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_answers_are_never_cached() {
+    let server = server_with_admin(Some("[limits]\nhttp_per_ip = { rate = 1, per = \"1h\", burst = 6 }\n"));
+    let c = reqwest::Client::new();
+    let ok = c
+        .post(format!("{}/api/admin/login", server.url))
+        .json(&json!({"username": "dana", "password": DANA}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.headers()["cache-control"], "no-store");
+    let wrong = c
+        .post(format!("{}/api/admin/login", server.url))
+        .json(&json!({"username": "dana", "password": "nope nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert_eq!(wrong.headers()["cache-control"], "no-store");
+    let unauthorized = c.get(format!("{}/api/admin/events", server.url)).send().await.unwrap();
+    assert_eq!(
+        (unauthorized.status().as_u16(), &unauthorized.headers()["cache-control"]),
+        (401, &"no-store".parse().unwrap())
+    );
+    let missing = c.get(format!("{}/api/nope", server.url)).send().await.unwrap();
+    assert_eq!((missing.status().as_u16(), &missing.headers()["cache-control"]), (404, &"no-store".parse().unwrap()));
+    let big = c.post(format!("{}/api/admin/events", server.url)).body("x".repeat(70_000)).send().await.unwrap();
+    assert_eq!((big.status().as_u16(), &big.headers()["cache-control"]), (413, &"no-store".parse().unwrap()));
+    // The guard's own refusal (the HTTP bucket of six is spent now).
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(c.get(format!("{}/api/admin/events", server.url)).send().await.unwrap());
+    }
+    let limited = last.unwrap();
+    assert_eq!((limited.status().as_u16(), &limited.headers()["cache-control"]), (429, &"no-store".parse().unwrap()));
 }

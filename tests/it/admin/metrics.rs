@@ -1,13 +1,11 @@
 //! `/metrics` parses as Prometheus text and follows clients; every per-IP, per-session and
 //! per-room table is back near empty after many clients from many addresses came and went.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Server, Sock, admin_token};
+use crate::support::{Server, Sock, admin_token};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;

@@ -2,13 +2,11 @@
 //! owners whose event changes hands, are disconnected from the server side within seconds, and
 //! refused at once; login tokens die with their admin user or its password.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{CONNECT_ERROR, Http, SECRET, Server, Sock, admin_token, token};
+use crate::support::{CONNECT_ERROR, Http, SECRET, Server, Sock, admin_token, token};
 use hafi_realtime::auth::{Identity, Tokens};
 use hafi_realtime::config::Config;
 use hafi_realtime::error::WireError;

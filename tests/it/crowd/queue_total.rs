@@ -2,17 +2,13 @@
 //! stop at once, the largest queues are shed before any one of them reaches its own bound, and a
 //! reader that keeps up is never touched.
 
-mod common;
-#[path = "protocol/support.rs"]
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::Http;
+use crate::support::Http;
+use crate::support::raw::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use support::*;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -4,19 +4,15 @@
 //! comment; and state updates (presence) replace each other, so a reader that pauses while a
 //! crowd arrives is kept and ends on the final count.
 
-mod common;
-#[path = "protocol/support.rs"]
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Http, admin_token};
+use crate::support::raw::*;
+use crate::support::{Http, admin_token};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use support::*;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -199,7 +195,7 @@ async fn a_reader_paused_while_a_crowd_joins_is_kept_and_ends_on_the_final_count
         guests.push(tokio::spawn(crowd_guest(addr(&server), i, joined.clone(), phase_rx.clone())));
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
-    common::wait_for_count(&joined, G, 30, "guests joined").await;
+    crate::support::wait_for_count(&joined, G, 30, "guests joined").await;
     phase_tx.send(1).expect("phase");
     let expected = (1 + G - LEAVING) as u64;
     let deadline = Instant::now() + Duration::from_secs(10);

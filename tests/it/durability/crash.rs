@@ -1,12 +1,10 @@
 //! kill -9 in the middle of a like storm: after a restart every count is at least the last one
 //! any client was sent, and equals the number of stored likers.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Server, Sock};
+use crate::support::{Server, Sock};
 use serde_json::{Value, json};
 
 const GUESTS: usize = 12;

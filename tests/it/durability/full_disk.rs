@@ -4,13 +4,11 @@
 //! the data directory against a second process; when the reopen itself fails, the server tells
 //! its clients and exits non-zero. Mounting needs root; without it the tests say so and skip.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Http, Server, Sock};
+use crate::support::{Http, Server, Sock};
 use futures_util::FutureExt;
 use rust_socketio::Payload;
 use serde_json::{Value, json};

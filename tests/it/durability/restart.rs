@@ -1,8 +1,6 @@
 //! State survives a clean restart: likes, likers, events, sessions, room totals.
 
-mod common;
-
-use common::{Http, Server, Sock, admin_token};
+use crate::support::{Http, Server, Sock, admin_token};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,11 @@
 //! goes on, admins are notified, and a trial write after the cool-down recovers. The server runs
 //! in-process so its store can be wrapped with a fault-injecting flush.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Http, SECRET, Sock, admin_token};
+use crate::support::{Http, SECRET, Sock, admin_token};
 use hafi_realtime::auth::Tokens;
 use hafi_realtime::commit::Flush;
 use hafi_realtime::config::Config;

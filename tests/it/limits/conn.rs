@@ -1,13 +1,12 @@
 //! Connection-level limits with real websocket connections from several loopback addresses:
 //! the per-IP cap (and its release), `X-Forwarded-For` from untrusted and trusted peers, the
-//! `Origin` check, and the per-IP new-connection bucket.
-
-mod common;
+//! `Origin` check (and `public_origin` as the server's own origin), and the per-IP new-connection
+//! and HTTP API buckets.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::Server;
+use crate::support::Server;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
@@ -149,24 +148,25 @@ async fn http_api_bucket_per_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_object_auth_is_authentication_failed() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    let server = Server::start();
-    let addr = server.url.trim_start_matches("http://").to_string();
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
-    ws.next().await.unwrap().unwrap();
-    ws.send(Message::text("40[\"not\",\"an object\"]")).await.unwrap();
-    let reply = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no reply").unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            if t.as_str() == "2" {
-                ws.send(Message::text("3")).await.unwrap();
-                continue;
-            }
-            break t.as_str().to_string();
-        }
+async fn public_origin_is_the_own_origin_instead_of_the_host() {
+    let c = reqwest::Client::new();
+    let poll = |url: &str, origin: &str| {
+        c.get(format!("{url}/socket.io/?EIO=4&transport=polling")).header("origin", origin.to_string()).send()
     };
-    assert_eq!(reply, "44{\"message\":\"Authentication failed\"}");
+    // Without it, an Origin matching the Host header is our own.
+    let plain = Server::start();
+    let host_origin = plain.url.clone();
+    assert_eq!(poll(&plain.url, &host_origin).await.unwrap().status().as_u16(), 200);
+
+    let server = Server::start_with(Some("[auth]\npublic_origin = \"https://live.example-studio.com\"\n"), &[]);
+    let own = poll(&server.url, "https://live.example-studio.com").await.unwrap();
+    assert_eq!(own.status().as_u16(), 200);
+    assert_eq!(own.headers()["access-control-allow-origin"], "https://live.example-studio.com");
+    let rebound = poll(&server.url, &server.url).await.unwrap();
+    assert_eq!(rebound.status().as_u16(), 403, "an Origin that only matches the Host header");
+    assert_eq!(
+        poll(&server.url, "http://localhost:3000").await.unwrap().status().as_u16(),
+        200,
+        "allowed origins still are"
+    );
 }

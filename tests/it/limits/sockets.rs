@@ -1,11 +1,9 @@
 //! Per-socket limits with real clients: the like flood, the join limit, throttled error replies,
 //! and the abuser disconnected while the rest of the room carries on.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Server, Sock};
+use crate::support::{Server, Sock};
 use serde_json::{Value, json};
 
 fn guest_server() -> Server {
@@ -79,7 +77,7 @@ async fn sockets_that_join_no_room_are_disconnected_admins_exempt() {
     let mut idle = Sock::guest(&server.url, "idle", "nr").await;
     let mut member = Sock::guest(&server.url, "member", "nr").await;
     member.join("nr").await;
-    let mut admin = Sock::with_token(&server.url, &common::admin_token()).await;
+    let mut admin = Sock::with_token(&server.url, &crate::support::admin_token()).await;
     idle.expect("close", 5000).await;
     member.expect_none("close", 1500).await;
     admin.expect_none("close", 100).await;
@@ -108,7 +106,7 @@ async fn a_client_that_stops_reading_is_dropped_while_the_room_goes_on() {
     let mut reader = Sock::guest(&server.url, "reader", "slow").await;
     let snap = reader.join("slow").await;
     assert_eq!(snap["guestCount"], 2);
-    let admin = Sock::with_token(&server.url, &common::admin_token()).await;
+    let admin = Sock::with_token(&server.url, &crate::support::admin_token()).await;
     let big = "x".repeat(50_000);
     const N: usize = 400;
     for i in 0..N {
@@ -146,7 +144,7 @@ async fn per_session_socket_cap() {
         held.push(s);
     }
     let mut fourth = Sock::guest(&server.url, "one-phone", "cap").await;
-    assert_eq!(fourth.expect(common::CONNECT_ERROR, 3000).await["message"], "Too many connections");
+    assert_eq!(fourth.expect(crate::support::CONNECT_ERROR, 3000).await["message"], "Too many connections");
     // Another session is not affected; closing one admits one again.
     let mut other = Sock::guest(&server.url, "other-phone", "cap").await;
     other.join("cap").await;

@@ -1,43 +1,11 @@
-//! The command line: admin users, token, check, export/import, the data-directory lock, and the
-//! login endpoint that admin users use.
-
-mod common;
-
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+//! The command line: admin users, token, check, export/import and the data-directory lock. The
+//! login endpoint that admin users use is in `admin::login`.
 
 use base64::Engine;
-use common::{Http, SECRET, Server, Sock};
 use serde_json::{Value, json};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"));
-    c.env_remove("NODE_ENV")
-        .env_remove("HAFI_ENV")
-        .env_remove("HAFI_CONFIG")
-        .env_remove("NEXTAUTH_SECRET")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn run(args: &[&str], dir: &std::path::Path, stdin: &str) -> Output {
-    let mut child = bin()
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().expect("wait")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use crate::support::cli::{bin, run, text};
+use crate::support::{Http, SECRET, Server, Sock};
 
 #[test]
 fn admin_user_commands() {
@@ -169,65 +137,6 @@ async fn one_process_per_data_directory_and_export_import_round_trip() {
     let empty = tempfile::tempdir().unwrap();
     let o = run(&["import"], empty.path(), "{\"kind\":\"nope\"}\n");
     assert!(!o.status.success() && text(&o).contains("line 1"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_endpoint() {
-    // Provision the admin before the server takes the data directory.
-    let mut server = Server::start();
-    server.stop();
-    assert!(
-        run(&["admin", "add", "dana", "--password-stdin"], server.data_dir(), "dana's password\n").status.success()
-    );
-    server.restart_after_stop();
-    let http = Http::new(&server);
-
-    let t0 = Instant::now();
-    let (st, ok) = http
-        .call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "dana's password"})))
-        .await;
-    let t_ok = t0.elapsed();
-    assert_eq!(st, 200, "{ok}");
-    let token = ok["token"].as_str().unwrap().to_string();
-    assert!(ok["expiresAt"].as_str().unwrap().ends_with('Z'));
-    // The token works for the HTTP API and as a socket token.
-    assert_eq!(http.call("GET", "/api/admin/events", Some(&token), None).await.0, 200);
-    let mut s = Sock::with_token(&server.url, &token).await;
-    s.emit("admin:join", Value::Null).await;
-    s.emit("admin:notification", json!({"type": "hello", "data": null})).await;
-    assert_eq!(s.expect("admin:notification", 3000).await["type"], "hello");
-
-    let t1 = Instant::now();
-    let (st_wrong, wrong) =
-        http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "nope nope"}))).await;
-    let t_wrong = t1.elapsed();
-    let t2 = Instant::now();
-    let (st_unknown, unknown) =
-        http.call("POST", "/api/admin/login", None, Some(json!({"username": "zed", "password": "nope nope"}))).await;
-    let t_unknown = t2.elapsed();
-    assert_eq!((st_wrong, st_unknown), (401, 401));
-    assert_eq!(wrong, json!({"error": "Invalid credentials"}));
-    assert_eq!(wrong, unknown, "same answer for a wrong password and an unknown user");
-    // Both paths hash once: an unknown user is not answered measurably faster.
-    assert!(t_unknown * 4 > t_wrong && t_unknown * 4 > t_ok, "unknown {t_unknown:?} vs wrong {t_wrong:?}, ok {t_ok:?}");
-
-    // Five attempts per minute per IP (three used): the sixth is refused with Retry-After.
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        statuses.push(
-            http.call("POST", "/api/admin/login", None, Some(json!({"username": "dana", "password": "x"}))).await.0,
-        );
-    }
-    assert_eq!(statuses, vec![401, 401, 429]);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/admin/login", server.url))
-        .json(&json!({"username": "dana", "password": "dana's password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 429);
-    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry));
 }
 
 #[test]

@@ -2,15 +2,13 @@
 //! `systemd-analyze`, and JSON logs that parse line by line (stdout and stderr alike) and carry
 //! no secret.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Http, SECRET, Server, Sock};
+use crate::support::{Http, SECRET, Server, Sock};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
@@ -151,7 +149,7 @@ async fn json_logs_parse_and_hold_no_secret() {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = common::listening_url(&line).expect("listening line");
+    let url = crate::support::listening_url(&line).expect("listening line");
     let http = Http::with_base(&url);
     // A login, a failed login, a refused socket with a bad token, a valid token in use.
     let (_, ok) = http
@@ -165,7 +163,7 @@ async fn json_logs_parse_and_hold_no_secret() {
     let token = ok["token"].as_str().unwrap().to_string();
     http.call("POST", "/api/admin/login", None, Some(json!({"username": "erin", "password": "wrong guess 123"}))).await;
     let mut bad = Sock::connect(&url, json!({"token": "eyJhbGciOiJIUzI1NiJ9.forged.token"})).await;
-    bad.expect(common::CONNECT_ERROR, 3000).await;
+    bad.expect(crate::support::CONNECT_ERROR, 3000).await;
     let s = Sock::with_token(&url, &token).await;
     s.close().await;
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
@@ -229,7 +227,7 @@ async fn json_log_format_makes_every_line_json_on_stdout_and_stderr() {
     let url = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let (name, line) = rx.recv_timeout(left).expect("no listening line within 20 s");
-        let url = common::listening_url(&line).filter(|_| name == "stdout");
+        let url = crate::support::listening_url(&line).filter(|_| name == "stdout");
         lines.push((name, line));
         if let Some(url) = url {
             break url;
@@ -245,7 +243,7 @@ async fn json_log_format_makes_every_line_json_on_stdout_and_stderr() {
     );
     assert_eq!(http.call("GET", "/nope", None, None).await.0, 404);
     let mut refused = Sock::connect(&url, json!({})).await;
-    refused.expect(common::CONNECT_ERROR, 3000).await;
+    refused.expect(crate::support::CONNECT_ERROR, 3000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let mut exited = None;

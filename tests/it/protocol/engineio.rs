@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::Http;
-use crate::support::*;
+use crate::support::Http;
+use crate::support::raw::*;
 
 /// The handshake keys, exactly.
 fn assert_open_keys(open: &Value) {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::common::Http;
-use crate::support::*;
+use crate::support::Http;
+use crate::support::raw::*;
 
 const INTERVAL: u64 = 300;
 const TIMEOUT: u64 = 200;
@@ -99,7 +99,7 @@ async fn a_websocket_message_over_max_payload_closes_the_connection() {
 }
 
 /// `maxPayload` as a new session is told it.
-async fn sock_open_max(server: &crate::common::Server) -> u64 {
+async fn sock_open_max(server: &crate::support::Server) -> u64 {
     let (_, open) = open_ws(server).await;
     open["maxPayload"].as_u64().expect("maxPayload")
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Http, admin_token};
-use crate::support::*;
+use crate::support::raw::*;
+use crate::support::{Http, admin_token};
 
 /// Waits for a GET left pending; `None` when it is still pending after `ms`.
 async fn answer_of(get: tokio::task::JoinHandle<(u16, String)>, ms: u64) -> Option<(u16, String)> {

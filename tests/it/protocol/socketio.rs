@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::Http;
-use crate::support::*;
+use crate::support::Http;
+use crate::support::raw::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_auth_is_answered_with_a_socket_sid() {
@@ -94,7 +94,7 @@ async fn an_event_with_an_ack_id_gets_an_ack_with_that_id() {
 
 /// Sends `packets` on a connected websocket (or one not yet connected) and expects the server
 /// to close it.
-async fn closes(server: &crate::common::Server, connect_first: bool, packets: &[&str]) -> Result<(), String> {
+async fn closes(server: &crate::support::Server, connect_first: bool, packets: &[&str]) -> Result<(), String> {
     let mut sock = if connect_first { sio_ws(server, &admin_auth()).await.0 } else { open_ws(server).await.0 };
     for p in packets {
         send(&mut sock, p).await;
@@ -224,7 +224,7 @@ async fn a_client_disconnect_removes_its_socket_from_the_room() {
     let left =
         text_where(&mut staying, 3000, |t| event(t).is_some_and(|(n, _)| n == "guest:left")).await.expect("guest:left");
     assert_eq!(event(&left).map(|(_, d)| d["guestCount"].clone()), Some(json!(1)), "{left}");
-    let (_, rooms) = http.call("GET", "/api/admin/rooms", Some(&crate::common::admin_token()), None).await;
+    let (_, rooms) = http.call("GET", "/api/admin/rooms", Some(&crate::support::admin_token()), None).await;
     let count =
         rooms["rooms"].as_array().and_then(|r| r.iter().find(|r| r["slug"] == "bye")).map(|r| r["guestCount"].clone());
     assert_eq!(count, Some(json!(1)), "{rooms}");
