@@ -7,6 +7,7 @@ use std::process::Command;
 
 #[test]
 fn socket_io_client_suite() {
+    let _heavy = crate::support::heavy_blocking();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
     if !dir.join("node_modules/socket.io-client").exists() {
         let st = Command::new("npm")

@@ -164,6 +164,7 @@ async fn metric(server: &Server, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_rooms_come_and_go_and_memory_returns() {
+    let _heavy = crate::support::heavy().await;
     const SLUGS: usize = 3000;
     let cfg = "[rooms]\nidle_evict = \"1s\"\n[limits.events]\njoin = { rate = 100000, per = \"1s\", burst = 100000 }\nother = { rate = 100000, per = \"1s\", burst = 100000 }\nadmin = { rate = 100000, per = \"1s\", burst = 100000 }\n";
     let server = Server::start_with(Some(cfg), &[]);

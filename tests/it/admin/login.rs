@@ -81,6 +81,7 @@ fn rss_kb(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_is_answered_at_once_within_bounded_memory() {
+    let _heavy = crate::support::heavy().await;
     let server = server_with_admin(None);
     let pid = server.pid().expect("pid");
     let before = rss_kb(pid);

@@ -17,6 +17,7 @@ const MIB: usize = 1 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
+    let _heavy = crate::support::heavy().await;
     // Each socket may hold 1 MiB, all of them together 1 MiB too: three stalled readers pass
     // the total when each holds about a third of it.
     let server = start("outgoing_queue_bytes = 1048576\noutgoing_total_bytes = 1048576\n", &[NO_VALIDATION]);
@@ -93,6 +94,7 @@ async fn the_largest_queues_are_shed_when_all_together_pass_the_total() {
 /// reader still gets every frame whole and in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_gets_every_frame_whole_and_in_order() {
+    let _heavy = crate::support::heavy().await;
     let server = start("", &[NO_VALIDATION]);
     Http::new(&server).create_event("slow", None).await;
     let (mut slow, _) = sio_ws_at(addr(&server), &guest_auth("slow", "slow"), Some(4096)).await;

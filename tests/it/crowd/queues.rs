@@ -28,6 +28,7 @@ fn admin_budget(elapsed: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_is_closed_within_5_s_of_passing_1_mib_and_the_others_get_everything() {
+    let _heavy = crate::support::heavy().await;
     let server = start("", &[NO_VALIDATION]);
     Http::new(&server).create_event("flood", None).await;
     let mut readers = Vec::new();
@@ -179,6 +180,7 @@ async fn room_count(http: &Http) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_paused_while_a_crowd_joins_is_kept_and_ends_on_the_final_count() {
+    let _heavy = crate::support::heavy().await;
     const G: usize = 200;
     const LEAVING: usize = 10;
     let server = start("", &[NO_VALIDATION]);

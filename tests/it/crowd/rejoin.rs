@@ -70,6 +70,7 @@ const CROWD_LIMITS: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_rejoining_at_once_gets_coalesced_presence_ending_on_the_final_count() {
+    let _heavy = crate::support::heavy().await;
     const G: usize = 200;
     let server = Server::start_with(Some(CROWD_LIMITS), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")]);
     Http::new(&server).create_event("reunion", None).await;

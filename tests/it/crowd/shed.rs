@@ -73,11 +73,13 @@ async fn connect_upgraded(addr: SocketAddr, auth: &Value, recv_buffer: u32) -> W
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_is_shed_and_its_tcp_closed_while_the_others_get_everything() {
+    let _heavy = crate::support::heavy().await;
     shed_case(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_upgraded_from_polling_that_stops_reading_has_its_websocket_closed() {
+    let _heavy = crate::support::heavy().await;
     shed_case(true).await;
 }
 

@@ -17,6 +17,7 @@ use crate::support::{Http, Server, admin_token};
 /// `Engine::broadcast`). Every member must still get every comment once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_phone_of_a_room_of_two_thousand_gets_every_comment_once_and_in_order() {
+    let _heavy = crate::support::heavy().await;
     const G: usize = 2_100;
     const COMMENTS: usize = 20;
     let _ = rlimit::increase_nofile_limit(u64::MAX);

@@ -16,6 +16,25 @@ pub use http::{Http, forwarded, post_as, retry_after};
 pub use server::{SECRET, Server, listening_url};
 pub use sock::{CONNECT_ERROR, Sock};
 
+/// One program runs all these tests, two at a time on a two-core machine. The heaviest few load
+/// both cores, or hold thousands of sockets, for seconds on end: a room of 2,100 websockets, floods
+/// that fill megabytes of outgoing queues, 3,000 rooms joined and left, the socket.io-client
+/// suite. Two of them side by side would push each other past their time limits, so each holds
+/// this guard for its whole run and they take turns, while the light tests go on beside them. A
+/// tokio mutex, because the guard is held across awaits; it has no poisoning, so a heavy test that
+/// fails lets the next one run.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until no other heavy test runs; hold the guard until the test ends.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
+}
+
+/// `heavy` for a test that is not async.
+pub fn heavy_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.blocking_lock()
+}
+
 /// An HS256 token signed with the test secret.
 pub fn token(user: &str, role: &str) -> String {
     let t = hafi_realtime::auth::Tokens::new(SECRET).expect("tokens");
