@@ -14,11 +14,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::Server;
 
-mod queue_total;
-mod queues;
-mod rejoin;
+mod crowd;
+mod defaults;
 mod shed;
 mod stadium;
+mod total;
 
 type Ws = WebSocketStream<TcpStream>;
 
