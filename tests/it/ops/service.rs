@@ -11,8 +11,23 @@ use std::time::{Duration, Instant};
 use crate::support::{Http, SECRET, Server, Sock};
 use serde_json::{Value, json};
 
+/// A port the server may bind after this returns. It is below the kernel's ephemeral range: a
+/// port from that range, released here for the server, could be taken in between as the local
+/// port of any connection the tests running beside this one open.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let below = ephemeral_from.saturating_sub(10_000).max(1024)..ephemeral_from;
+    let start = std::process::id() as usize % below.len().max(1);
+    below
+        .clone()
+        .cycle()
+        .skip(start)
+        .take(below.len())
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 #[test]
