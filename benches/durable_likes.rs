@@ -7,8 +7,6 @@
 //!
 //! `cargo bench --bench durable_likes` (env: BENCH_CLIENTS, BENCH_SECONDS, BENCH_ROUNDS).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,48 +16,22 @@ use rust_socketio::{Payload, TransportType};
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
 
+/// The tests' launcher: the real binary on a loopback port with a temporary data directory.
+#[allow(dead_code)]
+#[path = "../tests/it/support/server.rs"]
+mod server;
+
+use server::Server;
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
 fn start(group_commit: bool) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[storage]\ngroup_commit = {group_commit}\n[limits]\nmax_connections_per_ip = 10000\nconnect_per_ip = {{ rate = 10000, per = \"1s\", burst = 10000 }}\n[limits.events]\nlike = {{ rate = 100000, per = \"1s\", burst = 100000 }}\n"
-        ),
-    )
-    .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--config"])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("NEXTAUTH_SECRET", "bench-secret-bench-secret-bench-secret-42")
-        .env("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
-    let url = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
-    Server { child, url, _dir: dir }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let config = format!(
+        "[storage]\ngroup_commit = {group_commit}\n[limits]\nmax_connections_per_ip = 10000\nconnect_per_ip = {{ rate = 10000, per = \"1s\", burst = 10000 }}\n[limits.events]\nlike = {{ rate = 100000, per = \"1s\", burst = 100000 }}\n"
+    );
+    Server::start_with(Some(&config), &[("SOCKET_GUEST_SESSION_VALIDATION_DISABLED", "true"), ("RUST_LOG", "error")])
 }
 
 struct Result {
