@@ -333,7 +333,7 @@ mod tests {
         assert!(!handle.close(), "gone with its connection");
         let mut got = Vec::new();
         // Data the peer's kernel already holds arrives before the end; with a full window (a
-        // reader that stopped, as `tests/queues.rs` shows) the end is a reset.
+        // reader that stopped, as `tests/it/queues/defaults.rs` shows) the end is a reset.
         let end = tokio::time::timeout(std::time::Duration::from_secs(2), peer.read_to_end(&mut got))
             .await
             .expect("peer sees the end");
