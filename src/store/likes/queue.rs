@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::{LikeCaps, LikeLimit, LikeOutcome};
+use crate::breaker::Permit;
+use crate::commit::Ticket;
 use crate::store::{Store, StoreError};
 use crate::types::{LikerKey, PhotoId, Slug};
 
@@ -64,6 +66,9 @@ impl Drop for Slot {
 
 pub(in crate::store) struct LikeQueue {
     waiting: Mutex<Waiting>,
+    /// Told when a like is queued for a drainer that is already running (it may be waiting for
+    /// a flush with nothing to apply).
+    arrived: tokio::sync::Notify,
     /// Admitted and not yet answered.
     pending: AtomicUsize,
     depth: usize,
@@ -81,6 +86,7 @@ impl LikeQueue {
     pub(in crate::store) fn new(depth: usize, max_wait: Duration) -> Arc<LikeQueue> {
         Arc::new(LikeQueue {
             waiting: Mutex::new(Waiting::default()),
+            arrived: tokio::sync::Notify::new(),
             pending: AtomicUsize::new(0),
             depth: depth.max(1),
             max_wait,
@@ -139,6 +145,8 @@ impl Store {
         };
         if start {
             tokio::spawn(drain(self.clone()));
+        } else {
+            q.arrived.notify_one();
         }
         Ok(StagedToggle { rx })
     }
@@ -150,38 +158,102 @@ impl Store {
     }
 }
 
+/// A batch applied to sled and waiting for its flush.
+struct InFlight {
+    batch: Vec<Queued>,
+    applied: Vec<Applied>,
+    permit: Permit,
+    ticket: Ticket,
+}
+
+/// A batch whose flush failed (or that was applied after one that failed).
+struct Failed {
+    batch: Vec<Queued>,
+    applied: Vec<Applied>,
+    permit: Permit,
+}
+
 /// Applies what waits, a batch at a time, until the queue is empty.
+///
+/// Two batches overlap: while one is being flushed, the next is applied (the CPU's work and the
+/// disk's wait no longer take turns). Batches are still answered in order, each once its own
+/// flush is done; if a flush fails, the batch applied after it is taken back with it, newest
+/// first, so that undoing never runs ahead of what was applied later.
 async fn drain(store: Store) {
     let q = store.likes_queue.clone();
+    let mut inflight: Option<InFlight> = None;
     loop {
-        let batch: Vec<Queued> = {
+        {
             let mut w = q.lock();
-            if w.items.is_empty() {
+            if w.items.is_empty() && inflight.is_none() {
                 w.draining = false;
                 return;
             }
-            let n = w.items.len().min(MAX_BATCH);
-            w.items.drain(..n).collect()
-        };
-        let (fresh, stale): (Vec<Queued>, Vec<Queued>) = batch.into_iter().partition(|x| x.at.elapsed() <= q.max_wait);
-        if !stale.is_empty() {
-            crate::metrics::refused(crate::metrics::Refusal::Event, "server_busy_wait");
         }
-        for x in stale {
-            let _ = x.reply.send(Err(q.busy()));
+        let fresh = take_fresh(&q);
+        let prev = inflight.take();
+        let flushing = prev.is_some();
+        let settled = tokio::sync::Notify::new();
+        // The batch before is answered as soon as its flush is done, even while this one is
+        // still being applied; likes that arrive during that flush are applied meanwhile.
+        let (mut current, failed) = tokio::join!(
+            async {
+                let mut fresh = fresh;
+                if fresh.is_empty() && flushing {
+                    tokio::select! {
+                        _ = q.arrived.notified() => fresh = take_fresh(&q),
+                        _ = settled.notified() => {}
+                    }
+                }
+                if fresh.is_empty() { None } else { apply(&store, fresh).await }
+            },
+            async {
+                let failed = match prev {
+                    Some(prev) => settle(&store, prev).await,
+                    None => None,
+                };
+                settled.notify_one();
+                failed
+            }
+        );
+        if let Some(failed) = failed {
+            if let Some(later) = current.take() {
+                // Its ticket is dropped: whatever that flush does, this batch is refused.
+                refuse(&store, Failed { batch: later.batch, applied: later.applied, permit: later.permit });
+            }
+            refuse(&store, failed);
         }
-        if !fresh.is_empty() {
-            apply(&store, fresh).await;
-        }
+        inflight = current;
         tokio::task::yield_now().await;
     }
 }
 
-/// One batch: breaker, one transaction, one flush; answered once durable.
-async fn apply(store: &Store, batch: Vec<Queued>) {
+/// Takes up to a batch of waiting likes; refuses those that waited too long.
+fn take_fresh(q: &LikeQueue) -> Vec<Queued> {
+    let batch: Vec<Queued> = {
+        let mut w = q.lock();
+        let n = w.items.len().min(MAX_BATCH);
+        w.items.drain(..n).collect()
+    };
+    let (fresh, stale): (Vec<Queued>, Vec<Queued>) = batch.into_iter().partition(|x| x.at.elapsed() <= q.max_wait);
+    if !stale.is_empty() {
+        crate::metrics::refused(crate::metrics::Refusal::Event, "server_busy_wait");
+    }
+    for x in stale {
+        let _ = x.reply.send(Err(q.busy()));
+    }
+    fresh
+}
+
+/// One batch: breaker, one transaction, a ticket for the next flush. Answered at once when it
+/// cannot be applied or changed nothing; otherwise handed back to wait for its flush.
+async fn apply(store: &Store, batch: Vec<Queued>) -> Option<InFlight> {
     let permit = match store.admit() {
         Ok(p) => p,
-        Err(_) => return answer_all(batch, || StoreError::Unavailable),
+        Err(_) => {
+            answer_all(batch, || StoreError::Unavailable);
+            return None;
+        }
     };
     let (result, batch) = if batch.len() <= INLINE {
         (store.apply_toggles(batch.iter().map(|x| &x.toggle)), batch)
@@ -193,7 +265,7 @@ async fn apply(store: &Store, batch: Vec<Queued>) {
                 // The batch went down with the thread; its slots and replies with it.
                 tracing::error!(error = %e, "applying a batch of likes failed");
                 store.breaker.record(permit, false, Duration::ZERO);
-                return;
+                return None;
             }
         }
     };
@@ -202,34 +274,50 @@ async fn apply(store: &Store, batch: Vec<Queued>) {
         Err(e) => {
             tracing::error!(error = %e, "storage operation failed");
             store.breaker.record(permit, false, Duration::ZERO);
-            return answer_all(batch, || StoreError::Unavailable);
+            answer_all(batch, || StoreError::Unavailable);
+            return None;
         }
     };
     let changed = applied.iter().any(|a| a.is_ok_and(|o| o.changed));
     if !changed && !permit.is_trial() {
         // Nothing to make durable, nothing to prove: the permit tells the breaker nothing.
-        return answer(batch, applied);
+        answer(batch, applied);
+        return None;
     }
-    // The next batch gathers while this one is flushed: one transaction per flush.
-    match store.commit.ticket().wait().await {
+    let ticket = store.commit.ticket();
+    Some(InFlight { batch, applied, permit, ticket })
+}
+
+/// Waits for a batch's flush and answers it; hands the batch back if the flush failed.
+async fn settle(store: &Store, done: InFlight) -> Option<Failed> {
+    let InFlight { batch, applied, permit, ticket } = done;
+    match ticket.wait().await {
         Ok(took) => {
             store.breaker.record(permit, true, took);
             answer(batch, applied);
+            None
         }
         Err(e) => {
-            store.breaker.record(permit, false, Duration::ZERO);
-            let undo: Vec<&Toggle> = batch
-                .iter()
-                .zip(&applied)
-                .filter(|(_, a)| a.is_ok_and(|o| o.changed))
-                .map(|(x, _)| &x.toggle)
-                .collect();
-            if let Err(u) = store.undo_toggles(undo.into_iter().rev()) {
-                tracing::error!(error = %u, "cannot undo likes that failed to persist");
-            }
             tracing::error!(error = %e, "a batch of likes was not made durable");
-            answer_all(batch, || StoreError::Unavailable);
+            Some(Failed { batch, applied, permit })
         }
+    }
+}
+
+/// Takes back a batch that cannot be made durable and refuses its likes. Batches are refused
+/// newest first.
+fn refuse(store: &Store, failed: Failed) {
+    store.breaker.record(failed.permit, false, Duration::ZERO);
+    undo(store, &failed.batch, &failed.applied);
+    answer_all(failed.batch, || StoreError::Unavailable);
+}
+
+/// Takes back what a batch changed, newest first.
+fn undo(store: &Store, batch: &[Queued], applied: &[Applied]) {
+    let changed: Vec<&Toggle> =
+        batch.iter().zip(applied).filter(|(_, a)| a.is_ok_and(|o| o.changed)).map(|(x, _)| &x.toggle).collect();
+    if let Err(u) = store.undo_toggles(changed.into_iter().rev()) {
+        tracing::error!(error = %u, "cannot undo likes that failed to persist");
     }
 }
 

@@ -251,6 +251,48 @@ async fn a_like_that_does_not_persist_is_undone_with_its_aggregates() {
     assert_derived_match(&st, &s);
 }
 
+/// A flush that takes its time, then fails while `failing` is set.
+struct Slow {
+    inner: Arc<dyn Flush>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Flush for Slow {
+    fn flush(&self) -> Result<(), String> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if self.failing.load(Ordering::SeqCst) { Err("injected".into()) } else { self.inner.flush() }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applied_behind_a_failing_flush_is_taken_back_with_it_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    let opts = StoreOptions {
+        flush_wrapper: Some(Box::new(move |inner| Arc::new(Slow { inner, failing: f }) as Arc<dyn Flush>)),
+        ..StoreOptions::default()
+    };
+    let st = Store::open_with(dir.path(), opts).unwrap();
+    let (s, kept, caps) = (slug("w"), photo("kept"), LikeCaps::default());
+    st.like(&s, &kept, &liker("a")).await.unwrap();
+    failing.store(true, Ordering::SeqCst);
+    // The first batch is applied and its flush is under way when the second is applied.
+    let first = st.stage_toggle(&s, &kept, &liker("b"), true, caps).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let second = st.stage_toggle(&s, &kept, &liker("b"), false, caps).unwrap();
+    let third = st.stage_toggle(&s, &kept, &liker("a"), false, caps).unwrap();
+    for staged in [first, second, third] {
+        assert!(matches!(st.finish_toggle(staged).await, Err(StoreError::Unavailable)));
+    }
+    failing.store(false, Ordering::SeqCst);
+    // Undone oldest first, b's like would have come back: the unlike of b was undone after it.
+    assert_eq!(st.room_like_summary(&s, 5).unwrap(), (1, vec![(kept.clone(), 1)]));
+    assert_eq!(st.liked_by(&s, &liker("a"), 5).unwrap(), vec![kept.clone()]);
+    assert!(st.liked_by(&s, &liker("b"), 5).unwrap().is_empty());
+    assert_derived_match(&st, &s);
+}
+
 /// Opens `dir`, waiting (bounded) for a previous handle's lock to go.
 fn reopen(dir: &std::path::Path) -> Store {
     for _ in 0..100 {
