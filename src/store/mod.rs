@@ -7,13 +7,16 @@
 //! with the next flush (sled also flushes on its own every 500 ms).
 
 pub mod backup;
+mod breaker;
+mod commit;
 mod home;
-mod recover;
-
-pub use home::prepare as prepare_data_dir;
 mod likes;
 mod migrate;
+mod recover;
 
+pub use breaker::{Breaker, Status as BreakerStatus};
+pub use commit::{CommitError, Flush};
+pub use home::prepare as prepare_data_dir;
 pub use likes::{LikeCaps, LikeLimit, LikeOutcome, StagedToggle};
 
 use std::path::Path;
@@ -22,10 +25,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::breaker::{Breaker, Permit};
 use crate::clock::now_ms;
-use crate::commit::{CommitError, Committer, Flush};
 use crate::types::{AccessCode, EventStatus, GuestSessionId, LikerKey, Slug};
+use breaker::Permit;
+use commit::Committer;
 
 /// Format of every stored value and of the database as a whole. Format 2 added like aggregates
 /// and indexes on disk; format 3 keeps them in memory instead (see `likes`) and a like's fact
@@ -78,7 +81,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             flush_wrapper: None,
-            breaker_open_for: crate::breaker::OPEN_FOR,
+            breaker_open_for: breaker::OPEN_FOR,
             group_commit: true,
             cache_bytes: 8 << 20,
             commit_queue: 4096,
@@ -337,7 +340,7 @@ impl Store {
 
     /// Makes what `permit`'s write changed durable, and tells the breaker how it went: the
     /// flush's own time counts as the disk's speed, not the time spent waiting for it.
-    async fn commit(&self, permit: Permit, ticket: crate::commit::Ticket) -> Result<(), StoreError> {
+    async fn commit(&self, permit: Permit, ticket: commit::Ticket) -> Result<(), StoreError> {
         match ticket.wait().await {
             Ok(took) => {
                 self.breaker.record(permit, true, took);

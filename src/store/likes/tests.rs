@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
-use crate::commit::Flush;
+use crate::store::Flush;
 use crate::store::{FORMAT_KEY, FORMAT_VERSION, StoreOptions, decode, key3, prefix};
 
 fn slug(s: &str) -> Slug {
