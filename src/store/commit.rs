@@ -42,12 +42,6 @@ pub trait Flush: Send + Sync + 'static {
     fn flush(&self) -> Result<(), String>;
 }
 
-impl Flush for sled::Db {
-    fn flush(&self) -> Result<(), String> {
-        sled::Tree::flush(self).map(|_| ()).map_err(|e| e.to_string())
-    }
-}
-
 struct Inner {
     target: Arc<dyn Flush>,
     /// `false`: every waiter pays for its own flush, one after the other (the naive way; kept
