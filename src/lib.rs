@@ -6,10 +6,8 @@
 
 pub mod admin_feed;
 pub mod auth;
-pub mod breaker;
 pub mod cli;
 pub mod clock;
-pub mod commit;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -47,7 +47,8 @@ pub fn verify(password: &str, phc: &str) -> bool {
     password.len() <= MAX_PASSWORD && Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
 }
 
-/// A hash of nothing anyone knows, checked for unknown users so they cost the same time.
+/// A hash of nothing anyone knows, checked for unknown users so they cost the same time. Made on
+/// first use: the first unknown user's login also pays for hashing it.
 fn decoy() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
@@ -55,11 +56,6 @@ fn decoy() -> &'static str {
         crate::types::random_bytes(&mut pw);
         hash(&crate::types::b64url(&pw)).unwrap_or_default()
     })
-}
-
-/// Warms the decoy hash so the first failed login is not faster than the rest.
-pub fn prepare() {
-    let _ = decoy();
 }
 
 /// The user if `password` is theirs. Unknown users and wrong passwords take the same path.

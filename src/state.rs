@@ -109,7 +109,7 @@ impl App {
             tcp_connections,
             rooms_in_memory: rooms,
             guests_online: self.presence.guests_online(),
-            breaker_open: self.store.breaker().status() == crate::breaker::Status::Open,
+            breaker_open: self.store.breaker().status() == crate::store::BreakerStatus::Open,
             uptime_s: self.started.elapsed().as_secs_f64(),
             tables: vec![
                 ("connections_per_ip", ips),

@@ -176,7 +176,7 @@ struct Health {
 }
 
 async fn health(app: App) -> Response {
-    let degraded = app.store.breaker().status() == crate::breaker::Status::Open;
+    let degraded = app.store.breaker().status() == crate::store::BreakerStatus::Open;
     let body = Health {
         status: if degraded { "degraded" } else { "healthy" },
         uptime: app.started.elapsed().as_secs_f64(),

@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::codec::{decode, encode, key_part, key2};
 use super::likes::PhotoLikes;
-use super::{AdminUser, EventRecord, GuestSession, RoomRecord, Store, StoreError, decode, encode, key_part, key2};
+use super::{AdminUser, EventRecord, GuestSession, RoomRecord, Store, StoreError};
 use crate::types::{LikerKey, PhotoId, Slug};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, key2};
+use super::codec::{key_part, key2};
+use super::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::types::{LikerKey, PhotoId, Slug};
 
@@ -182,7 +183,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.t()?.liked_by.scan_prefix(p).take(limit) {
             let (k, _) = item?;
-            if let Some(photo) = super::key_part(&k, 2).and_then(|p| PhotoId::parse(&p)) {
+            if let Some(photo) = key_part(&k, 2).and_then(|p| PhotoId::parse(&p)) {
                 out.push(photo);
             }
         }

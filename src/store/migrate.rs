@@ -6,7 +6,9 @@
 //! then drops the other trees; the format key moves to 3 only after that is on disk, so a crash
 //! part-way leaves an older directory whose upgrade simply starts again.
 
-use super::{FORMAT_KEY, FORMAT_VERSION, StoreError, Trees, key3};
+use super::StoreError;
+use super::codec::{FORMAT_KEY, FORMAT_VERSION, key3};
+use super::trees::Trees;
 
 /// Writes are applied in batches of this many records, so memory stays flat however large the
 /// directory is.

@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Store, StoreError, Trees, open_trees};
+use super::trees::{Trees, open_trees};
+use super::{Store, StoreError};
 
 /// How long a reopen waits for operations still holding the old database to finish. They hold
 /// it for one synchronous call each, so this is a backstop.

@@ -1,9 +1,8 @@
-//! Packet codecs for Engine.IO 4 and Socket.IO 5.
+//! Packet codecs for Engine.IO 4 and Socket.IO 5, used by the server's own layer in `engine`.
 //!
-//! The server is moving from a third-party Socket.IO stack to its own; these codecs are the
-//! first part of that layer. They are pure functions over bytes and strings so that every
-//! malformed input can be tested without a network, and so that the transport code can decide
-//! what an error means (close the connection, answer 413, ...).
+//! They are pure functions over bytes and strings so that every malformed input can be tested
+//! without a network, and so that the transport code can decide what an error means (close the
+//! connection, answer 413, ...).
 //!
 //! Decoding never panics, never recurses without bound (serde_json's depth limit applies), and
 //! allocates at most a small multiple of its input.

@@ -4,12 +4,14 @@
 //! Decoding is strict because the server closes a connection on any malformed packet: there is
 //! no "best effort" reading of data a conforming client never sends.
 
-use std::fmt;
-
-use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::DecodeError;
+
+mod payload;
+
+use payload::check_payload;
+pub use payload::{event_name, placeholders_fit};
 
 /// The largest integer a JavaScript number holds exactly; clients count ack ids in numbers.
 pub const MAX_ACK_ID: u64 = (1 << 53) - 1;
@@ -147,68 +149,6 @@ pub fn decode(text: &str) -> Result<SioPacket, DecodeError> {
     check_payload(kind, data.as_deref())?;
 
     Ok(SioPacket { kind, namespace, ack_id, data, attachments })
-}
-
-/// The payload rules of the protocol: what each packet type must (or must not) carry.
-fn check_payload(kind: SioKind, data: Option<&RawValue>) -> Result<(), DecodeError> {
-    let bad = |reason| Err(DecodeError::Payload { kind, reason });
-    let first = data.and_then(|raw| raw.get().bytes().next());
-    match kind {
-        // Any JSON: an `auth` that is not an object is the handshake's to refuse, with the
-        // contract's "Authentication failed" rather than a dropped connection.
-        SioKind::Connect => Ok(()),
-        SioKind::Disconnect => match first {
-            None => Ok(()),
-            Some(_) => bad("must be empty"),
-        },
-        SioKind::ConnectError => match first {
-            Some(b'{' | b'"') => Ok(()),
-            _ => bad("must be an object or a string"),
-        },
-        SioKind::Ack | SioKind::BinaryAck => match first {
-            Some(b'[') => Ok(()),
-            _ => bad("must be an array"),
-        },
-        SioKind::Event | SioKind::BinaryEvent => match data {
-            Some(raw) if event_name(raw).is_some() => Ok(()),
-            _ => bad("must be a non-empty array starting with the event name"),
-        },
-    }
-}
-
-/// The first element of an EVENT's data array, if it is a string; the other elements are
-/// skipped without being built.
-pub fn event_name(data: &RawValue) -> Option<String> {
-    struct Head;
-    impl<'de> Visitor<'de> for Head {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an array starting with a string")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let name = seq.next_element::<String>()?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(name)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(data.get());
-    de.deserialize_seq(Head).ok().flatten()
-}
-
-/// Whether every placeholder (`{"_placeholder":true,"num":n}`) in a binary packet's data names
-/// one of its `attachments`; the protocol's parser refuses the packet otherwise.
-pub fn placeholders_fit(data: &RawValue, attachments: usize) -> bool {
-    fn walk(v: &serde_json::Value, attachments: usize) -> bool {
-        match v {
-            serde_json::Value::Array(items) => items.iter().all(|i| walk(i, attachments)),
-            serde_json::Value::Object(map) if map.get("_placeholder") == Some(&serde_json::Value::Bool(true)) => {
-                map.get("num").and_then(serde_json::Value::as_u64).is_some_and(|n| (n as usize) < attachments)
-            }
-            serde_json::Value::Object(map) => map.values().all(|i| walk(i, attachments)),
-            _ => true,
-        }
-    }
-    serde_json::from_str::<serde_json::Value>(data.get()).is_ok_and(|v| walk(&v, attachments))
 }
 
 /// Encodes a packet. The namespace `/` is left out, as the protocol's encoder does; a namespace

@@ -141,7 +141,7 @@ pub fn relay_now(app: &App, who: &Identity, ev: &ClientEvent) -> Result<Relayed,
 
 /// Logs every change of the storage breaker and tells the admin room. Runs until shutdown.
 pub async fn watch_breaker(app: App) {
-    use crate::breaker::Status;
+    use crate::store::BreakerStatus as Status;
     let mut rx = app.store.breaker().subscribe();
     loop {
         tokio::select! {

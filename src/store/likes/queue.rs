@@ -154,7 +154,7 @@ impl Store {
     /// Waits until a staged like is durable (or refused). A change that cannot be made durable
     /// has been undone, so a refused like is not counted later either.
     pub async fn finish_toggle(&self, staged: StagedToggle) -> Result<LikeOutcome, StoreError> {
-        staged.rx.await.unwrap_or(Err(StoreError::Commit(crate::commit::CommitError::Closed)))
+        staged.rx.await.unwrap_or(Err(StoreError::Commit(crate::store::CommitError::Closed)))
     }
 }
 

@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
-use crate::commit::Flush;
-use crate::store::{FORMAT_KEY, FORMAT_VERSION, StoreOptions, decode, key3, prefix};
+use crate::store::codec::{FORMAT_KEY, FORMAT_VERSION, decode, key_part, key2, key3, prefix};
+use crate::store::{Flush, StoreOptions};
 
 fn slug(s: &str) -> Slug {
     Slug::parse(s).unwrap()
@@ -31,7 +31,7 @@ fn assert_derived_match(st: &Store, s: &Slug) {
     let mut counts: Vec<(PhotoId, PhotoLikes)> = Vec::new();
     for item in t.counts.scan_prefix(&p) {
         let (k, v) = item.unwrap();
-        counts.push((photo(&crate::store::key_part(&k, 1).unwrap()), decode(&v).unwrap()));
+        counts.push((photo(&key_part(&k, 1).unwrap()), decode(&v).unwrap()));
     }
     let total: u128 = counts.iter().map(|(_, c)| u128::from(c.count)).sum();
     let mut by_count: Vec<(PhotoId, u64)> =
@@ -43,7 +43,7 @@ fn assert_derived_match(st: &Store, s: &Slug) {
     let recent: Vec<(PhotoId, u64)> = by_time.into_iter().map(|(_, p, c)| (p, c)).collect();
     let mut tallies = std::collections::BTreeMap::<String, u64>::new();
     for item in t.liked_by.scan_prefix(&p) {
-        *tallies.entry(crate::store::key_part(&item.unwrap().0, 1).unwrap()).or_default() += 1;
+        *tallies.entry(key_part(&item.unwrap().0, 1).unwrap()).or_default() += 1;
     }
     for rebuilt in [false, true] {
         if rebuilt {
@@ -326,7 +326,7 @@ fn an_older_directory_is_upgraded_at_open() {
         let likers = t.db.open_tree("likers").unwrap();
         for item in t.liked_by.iter() {
             let k = item.unwrap().0;
-            let p: Vec<String> = (0..3).map(|i| crate::store::key_part(&k, i).unwrap()).collect();
+            let p: Vec<String> = (0..3).map(|i| key_part(&k, i).unwrap()).collect();
             likers.insert(key3(&p[0], &p[2], &p[1]), &[] as &[u8]).unwrap();
         }
         // A fact only `likers` still holds is kept.

@@ -14,7 +14,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::book::EventLikes;
 use super::{LikeCaps, LikeLimit, LikeOutcome, PhotoLikes};
-use crate::store::{Store, StoreError, Trees, decode, encode, key2, key3, prefix};
+use crate::store::codec::{decode, encode, key_part, key2, key3, prefix};
+use crate::store::trees::Trees;
+use crate::store::{Store, StoreError};
 use crate::types::{LikerKey, PhotoId, Slug};
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -199,7 +201,7 @@ fn with_loaded<T>(t: &Trees, slug: &Slug, f: impl FnOnce(&mut EventLikes) -> T) 
     let mut counts = Vec::new();
     for item in t.counts.scan_prefix(prefix(slug.as_str())) {
         let (k, v) = item?;
-        let Some(photo) = crate::store::key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) else { continue };
+        let Some(photo) = key_part(&k, 1).and_then(|p| PhotoId::parse(&p)) else { continue };
         match decode::<PhotoLikes>(&v) {
             Ok(rec) => counts.push((photo, rec)),
             Err(e) => tracing::warn!(room = %slug.as_str(), error = %e, "unreadable like count left out"),

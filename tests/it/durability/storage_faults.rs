@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use crate::support::{Http, SECRET, Sock, admin_token};
 use hafi_realtime::auth::Tokens;
-use hafi_realtime::commit::Flush;
 use hafi_realtime::config::Config;
 use hafi_realtime::shutdown::Shutdown;
 use hafi_realtime::state::App;
-use hafi_realtime::store::{Store, StoreOptions};
+use hafi_realtime::store::{Flush, Store, StoreOptions};
 use serde_json::{Value, json};
 
 struct Faulty {

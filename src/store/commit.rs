@@ -42,12 +42,6 @@ pub trait Flush: Send + Sync + 'static {
     fn flush(&self) -> Result<(), String>;
 }
 
-impl Flush for sled::Db {
-    fn flush(&self) -> Result<(), String> {
-        sled::Tree::flush(self).map(|_| ()).map_err(|e| e.to_string())
-    }
-}
-
 struct Inner {
     target: Arc<dyn Flush>,
     /// `false`: every waiter pays for its own flush, one after the other (the naive way; kept
@@ -66,12 +60,8 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the flushing task on the current tokio runtime.
-    pub fn start(target: Arc<dyn Flush>) -> Committer {
-        Committer::start_with(target, true)
-    }
-
-    /// `group = false` flushes once per waiter (benchmark baseline).
+    /// Starts the flushing task on the current tokio runtime. `group = false` flushes once per
+    /// waiter (benchmark baseline).
     pub fn start_with(target: Arc<dyn Flush>, group: bool) -> Committer {
         let (tx, _) = watch::channel(Progress::default());
         let inner = Arc::new(Inner {
@@ -165,7 +155,9 @@ async fn run(inner: Arc<Inner>) {
                     }
                 }
             });
-            // Stop the task when the last handle is gone.
+            // Ends the task if every handle went away during this flush. Handles dropped while
+            // the task waits for `wake` go unnoticed: it stays parked, holding the flush target,
+            // until its runtime shuts down.
             if Arc::strong_count(&inner) == 1 {
                 return;
             }
@@ -191,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn many_waiters_share_few_flushes() {
         let target = Arc::new(Counting(AtomicUsize::new(0), false));
-        let c = Committer::start(target.clone());
+        let c = Committer::start_with(target.clone(), true);
         let waits: Vec<_> = (0..200)
             .map(|_| {
                 let c = c.clone();
@@ -207,7 +199,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_reach_the_waiter() {
-        let c = Committer::start(Arc::new(Counting(AtomicUsize::new(0), true)));
+        let c = Committer::start_with(Arc::new(Counting(AtomicUsize::new(0), true)), true);
         assert!(matches!(c.durable().await, Err(CommitError::Flush(_))));
     }
 }
