@@ -15,11 +15,12 @@ use tower::{Service, ServiceBuilder};
 
 use crate::auth::Tokens;
 use crate::config::Config;
-use crate::gate::{Counted, Gate};
 use crate::limits::IpKey;
+use crate::limits::gate::Gate;
+use crate::limits::http::{HttpAdmissionLayer, OverCap};
+use crate::limits::stream::Counted;
 use crate::metrics::Refusal;
 use crate::peer::{PeerAddr, canonical, client_ip, forwarded_for};
-use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::shutdown::Shutdown;
 use crate::state::App;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -50,7 +51,7 @@ const FD_RESERVE: u64 = 128;
 /// The total connection cap: the configured one, or less if the open-file limit (raised to its
 /// hard limit first) cannot carry it.
 pub fn effective_max_connections(configured: usize) -> usize {
-    let soft = crate::gate::raise_fd_limit();
+    let soft = crate::limits::gate::raise_fd_limit();
     let fits = soft.saturating_sub(FD_RESERVE).max(1) as usize;
     if fits < configured {
         tracing::info!(
@@ -150,12 +151,12 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
                 return Ok::<_, std::convert::Infallible>(resp.map(|b| b.map_err(|e| match e {}).boxed_unsync()));
             }
             match routes.call(req).await {
-                Ok(resp) => Ok(resp.map(|b| b.map_err(crate::request_guard::BoxError::from).boxed_unsync())),
+                Ok(resp) => Ok(resp.map(|b| b.map_err(crate::limits::http::BoxError::from).boxed_unsync())),
                 Err(e) => match e {},
             }
         }
     });
-    let svc = ServiceBuilder::new().layer(RequestGuardLayer::new(app.clone())).service(inner);
+    let svc = ServiceBuilder::new().layer(HttpAdmissionLayer::new(app.clone())).service(inner);
     let gate = Gate::new(
         effective_max_connections(app.config.limits.max_connections),
         app.config.limits.max_connections_per_ip,

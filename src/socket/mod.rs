@@ -2,7 +2,6 @@
 //! events to operations. The wire layer ([`crate::engine`]) calls in through [`Gallery`].
 
 pub mod admin_rooms;
-pub mod guard;
 pub mod membership;
 pub mod ops;
 pub mod revoke;
@@ -18,6 +17,7 @@ use crate::auth::{Identity, bearer};
 use crate::clock::now_ms;
 use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
+use crate::limits::socket::{SocketLimiter, Verdict};
 use crate::metrics::{self, Refusal};
 use crate::peer::PeerAddr;
 use crate::protocol::outgoing::names;
@@ -40,7 +40,7 @@ pub struct Conn {
     /// flush is undone in the right order.
     in_flight: Mutex<Vec<(Slug, PhotoId)>>,
     /// Rate limits of this socket's events.
-    guard: Mutex<guard::SocketGuard>,
+    limiter: Mutex<SocketLimiter>,
     /// Since when this socket has been in no event room (`None` while it is in one).
     roomless_since: Mutex<Option<std::time::Instant>>,
     app: App,
@@ -72,8 +72,8 @@ impl Conn {
         lock(&self.in_flight)
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
-        lock(&self.guard)
+    fn limiter(&self) -> std::sync::MutexGuard<'_, SocketLimiter> {
+        lock(&self.limiter)
     }
 
     fn landed(&self, key: &(Slug, PhotoId)) {
@@ -151,7 +151,7 @@ impl Handler for Gallery {
             ip,
             rooms: Mutex::new(Vec::new()),
             in_flight: Mutex::new(Vec::new()),
-            guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
+            limiter: Mutex::new(SocketLimiter::new(&app.config.limits.events)),
             roomless_since: Mutex::new(Some(std::time::Instant::now())),
             app: app.clone(),
         });
@@ -170,10 +170,15 @@ impl Handler for Gallery {
         }
         metrics::received(if protocol::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
         let l = &app.config.limits;
-        let verdict =
-            conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
+        let verdict = conn.limiter().check(
+            &ev.name,
+            conn.identity.is_admin(),
+            &l.events,
+            l.abuse_disconnect_after,
+            l.abuse_window,
+        );
         let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);
-        if let guard::Verdict::Refuse { error, disconnect } = verdict {
+        if let Verdict::Refuse { error, disconnect } = verdict {
             return Step::Now(Box::new(move || refused(&app, &s, &name, ack, &error, disconnect)));
         }
         let ev = match parsed {
@@ -226,7 +231,7 @@ fn conn_of(s: &Arc<Session>) -> Option<Arc<Conn>> {
 
 /// Sends an `error` reply, at most one per second per event name (the rest are dropped).
 fn send_error(s: &Arc<Session>, event: &str, err: &WireError) {
-    if conn(s).is_some_and(|c| c.guard().may_reply(event)) {
+    if conn(s).is_some_and(|c| c.limiter().may_reply(event)) {
         s.emit(names::ERROR, &err.payload(event));
     }
 }

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tower::{Layer, Service};
 
-use crate::gate::Full;
+use super::gate::Full;
 use crate::metrics::Refusal;
 use crate::peer::PeerAddr;
 use crate::state::App;
@@ -28,25 +28,25 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 pub struct OverCap(pub Full);
 
 #[derive(Clone)]
-pub struct RequestGuardLayer {
+pub struct HttpAdmissionLayer {
     app: App,
 }
 
-impl RequestGuardLayer {
+impl HttpAdmissionLayer {
     pub fn new(app: App) -> Self {
-        RequestGuardLayer { app }
+        HttpAdmissionLayer { app }
     }
 }
 
-impl<S> Layer<S> for RequestGuardLayer {
-    type Service = RequestGuard<S>;
-    fn layer(&self, inner: S) -> RequestGuard<S> {
-        RequestGuard { inner, app: self.app.clone() }
+impl<S> Layer<S> for HttpAdmissionLayer {
+    type Service = HttpAdmission<S>;
+    fn layer(&self, inner: S) -> HttpAdmission<S> {
+        HttpAdmission { inner, app: self.app.clone() }
     }
 }
 
 #[derive(Clone)]
-pub struct RequestGuard<S> {
+pub struct HttpAdmission<S> {
     inner: S,
     app: App,
 }
@@ -115,7 +115,7 @@ fn detach_head<B>(req: Request<B>) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestGuard<S>
+impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpAdmission<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
