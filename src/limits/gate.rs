@@ -9,9 +9,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use super::per_ip::IpKey;
 use super::stream::{ConnectionCloser, KillSwitch};
+use super::{Refusal, refuse};
 
 /// The connection caps and the count of connections under them.
 pub struct Gate {
@@ -110,6 +115,64 @@ impl Drop for Slot {
             self.gate.release_ip(ip);
         }
         self.gate.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Lets a new connection in under the caps (the per-IP one when `ip` is known already), or
+/// answers it 429 and closes it. Its slot is held by the stream it is served on.
+pub fn admit(gate: &Arc<Gate>, stream: TcpStream, ip: Option<IpKey>) -> Option<(TcpStream, Arc<Slot>)> {
+    let slot = match gate.enter() {
+        Ok(slot) => Arc::new(slot),
+        Err(_) => {
+            refuse(Refusal::Connection, "max_connections");
+            refuse_raw(stream);
+            return None;
+        }
+    };
+    if let Some(ip) = ip
+        && slot.claim_ip(ip).is_err()
+    {
+        refuse(Refusal::Connection, "max_connections_per_ip");
+        refuse_raw(stream);
+        return None;
+    }
+    Some((stream, slot))
+}
+
+/// Answers a connection that is over a cap before its first request is read, then closes it.
+fn refuse_raw(mut stream: TcpStream) {
+    tokio::spawn(async move {
+        let body = r#"{"error":"Too many connections"}"#;
+        let msg = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = stream.write_all(msg.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
+}
+
+/// File descriptors kept back from the connection cap for storage, listeners and logs.
+const FD_RESERVE: u64 = 128;
+
+/// The total connection cap: the configured one, or less if the open-file limit (raised to its
+/// hard limit first) cannot carry it.
+pub fn effective_max_connections(configured: usize) -> usize {
+    let soft = raise_fd_limit();
+    let fits = soft.saturating_sub(FD_RESERVE).max(1) as usize;
+    if fits < configured {
+        tracing::info!(
+            configured,
+            open_file_limit = soft,
+            using = fits,
+            "connection cap lowered to what the open-file limit allows"
+        );
+        fits
+    } else {
+        configured
     }
 }
 

@@ -1,13 +1,12 @@
 //! What per-IP limits count by, and the per-IP rate tables of the process.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::bucket::{FailureBuckets, KeyedBuckets};
 use crate::config::Config;
+use crate::shutdown::Shutdown;
 use crate::types::Slug;
 
 /// What every per-IP limit counts by: an IPv4 address, or the IPv6 network of the configured
@@ -45,7 +44,7 @@ impl fmt::Display for IpKey {
     }
 }
 
-/// The per-IP rate tables of the process, and when each refusal reason was last logged.
+/// The per-IP rate tables of the process.
 pub struct Limiters {
     pub login: KeyedBuckets<IpKey>,
     pub http: KeyedBuckets<IpKey>,
@@ -56,7 +55,6 @@ pub struct Limiters {
     pub code_failures_ip: FailureBuckets<IpKey>,
     /// Wrong access codes per event, whoever sends them; only existing events get a key.
     pub code_failures_event: FailureBuckets<Slug>,
-    logged: Mutex<HashMap<&'static str, Instant>>,
 }
 
 impl Limiters {
@@ -69,20 +67,6 @@ impl Limiters {
             gallery_access: KeyedBuckets::new(l.gallery_access_per_ip),
             code_failures_ip: FailureBuckets::new(l.access_code_failures_per_ip),
             code_failures_event: FailureBuckets::new(l.access_code_failures_per_event),
-            logged: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts a refusal (in `/metrics`); logs it at most once per second per reason, so abuse
-    /// cannot flood the logs.
-    pub fn note_refusal(&self, kind: crate::metrics::Refusal, reason: &'static str) {
-        crate::metrics::refused(kind, reason);
-        let now = Instant::now();
-        let mut t = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-        let due = t.get(reason).is_none_or(|l| now.duration_since(*l) >= Duration::from_secs(1));
-        if due {
-            t.insert(reason, now);
-            tracing::info!(reason, kind = ?kind, "refused");
         }
     }
 
@@ -94,6 +78,17 @@ impl Limiters {
         self.gallery_access.sweep();
         self.code_failures_ip.sweep();
         self.code_failures_event.sweep();
+    }
+}
+
+/// Forgets per-IP buckets that have refilled, every few seconds until shutdown, so the tables
+/// hold only recently active clients.
+pub async fn sweep_every(limiters: &Limiters, shutdown: &Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => limiters.sweep(),
+            _ = shutdown.wait() => return,
+        }
     }
 }
 

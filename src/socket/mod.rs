@@ -18,7 +18,8 @@ use crate::clock::now_ms;
 use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
 use crate::limits::socket::{SocketLimiter, Verdict};
-use crate::metrics::{self, Refusal};
+use crate::limits::{Refusal, refuse};
+use crate::metrics;
 use crate::peer::PeerAddr;
 use crate::protocol::outgoing::names;
 use crate::protocol::{self, ClientEvent};
@@ -136,13 +137,13 @@ impl Handler for Gallery {
         let auth = auth.and_then(|a| serde_json::from_str::<Value>(a.get()).ok()).unwrap_or(Value::Null);
         let ip = head.extensions.get::<PeerAddr>().map(|p| p.client_ip);
         let identity = identify(app, &auth, bearer(head.authorization.as_deref())).map_err(|refusal| {
-            app.limiters.note_refusal(Refusal::Connection, refusal.reason());
+            refuse(Refusal::Connection, refusal.reason());
             refusal.to_string()
         })?;
         if let Identity::Guest { session, .. } = &identity
             && !app.presence.add_session_socket(session, app.config.limits.max_sockets_per_session)
         {
-            app.limiters.note_refusal(Refusal::Connection, "session_socket_cap");
+            refuse(Refusal::Connection, "session_socket_cap");
             return Err(ConnectRefusal::TooManyConnections.to_string());
         }
         app.sockets.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +180,7 @@ impl Handler for Gallery {
         );
         let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);
         if let Verdict::Refuse { error, disconnect } = verdict {
-            return Step::Now(Box::new(move || refused(&app, &s, &name, ack, &error, disconnect)));
+            return Step::Now(Box::new(move || refused(&s, &name, ack, &error, disconnect)));
         }
         let ev = match parsed {
             Ok(ev) => ev,
@@ -216,7 +217,7 @@ impl Handler for Gallery {
         let Ok(conn) = ext.downcast::<Conn>() else { return };
         tracing::debug!(sid = %s.sid, ?reason, "socket disconnected");
         if reason == Reason::SlowConsumer {
-            self.0.limiters.note_refusal(Refusal::Connection, "slow_consumer");
+            refuse(Refusal::Connection, "slow_consumer");
         }
         let rooms: Vec<Slug> = conn.rooms().clone();
         for slug in rooms {
@@ -246,7 +247,7 @@ fn reply(s: &Arc<Session>, name: &str, ack: Option<u64>, result: Result<Value, W
             }
         }
         Err(e) => {
-            metrics::refused(Refusal::Event, e.reason());
+            refuse(Refusal::Event, e.reason());
             if let Some(id) = ack {
                 s.ack(id, &serde_json::json!({ "ok": false, "error": e.to_string() }));
             }
@@ -256,8 +257,8 @@ fn reply(s: &Arc<Session>, name: &str, ack: Option<u64>, result: Result<Value, W
 }
 
 /// Answers an event refused by the socket's rate limits; repeated abuse ends the socket.
-fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &WireError, disconnect: bool) {
-    app.limiters.note_refusal(Refusal::Event, "rate_limited");
+fn refused(s: &Arc<Session>, name: &str, ack: Option<u64>, error: &WireError, disconnect: bool) {
+    refuse(Refusal::Event, "rate_limited");
     if let Some(id) = ack {
         s.ack(id, &serde_json::json!({ "ok": false, "error": error.to_string() }));
     }
@@ -265,7 +266,7 @@ fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &Wi
     if disconnect && s.is_connected() {
         let kind = conn(s).map(|c| c.identity.kind());
         tracing::warn!(sid = %s.sid, ?kind, "socket disconnected for repeated abuse");
-        app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
+        refuse(Refusal::Event, "abuse_disconnect");
         s.disconnect();
     }
 }
@@ -299,7 +300,7 @@ pub async fn reap_roomless(app: App) {
             let Some(conn) = conn(&s) else { continue };
             let idle = conn.roomless().is_some_and(|t| t.elapsed() >= timeout);
             if idle && !conn.identity.is_admin() {
-                app.limiters.note_refusal(Refusal::Connection, "no_room_timeout");
+                refuse(Refusal::Connection, "no_room_timeout");
                 s.disconnect();
             }
         }
