@@ -1,6 +1,8 @@
 //! The Socket.IO side of the gallery: who a new socket is, and the one place that maps its
 //! events to operations. The wire layer ([`crate::engine`]) calls in through [`Gallery`].
 
+#[cfg(test)]
+mod access_tests;
 pub mod admin_rooms;
 pub mod membership;
 pub mod ops;
