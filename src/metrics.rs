@@ -110,13 +110,20 @@ pub enum Refusal {
     Http,
 }
 
-pub fn refused(kind: Refusal, reason: &str) {
+/// Adds one to the counter of a refusal; only [`crate::limits::refuse`] calls it, which logs the
+/// refusal too.
+pub(crate) fn count_refusal(kind: Refusal, reason: &str) {
     let m = &*METRICS;
     match kind {
         Refusal::Connection => m.connections_refused.with_label_values(&[reason]).inc(),
         Refusal::Event => m.events_refused.with_label_values(&[reason]).inc(),
         Refusal::Http => m.http_refused.with_label_values(&[reason]).inc(),
     }
+}
+
+/// Records a refusal: the same as [`crate::limits::refuse`], which callers use.
+pub fn refused(kind: Refusal, reason: &'static str) {
+    crate::limits::refuse(kind, reason);
 }
 
 /// Counts an event by name. The caller passes `"unknown"` for a name outside the protocol's,

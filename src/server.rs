@@ -9,17 +9,16 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 
 use crate::auth::Tokens;
 use crate::config::Config;
-use crate::gate::{Counted, Gate};
 use crate::limits::IpKey;
-use crate::metrics::Refusal;
+use crate::limits::gate::Gate;
+use crate::limits::http::{HttpAdmissionLayer, OverCap};
+use crate::limits::stream::Counted;
 use crate::peer::{PeerAddr, canonical, client_ip, forwarded_for};
-use crate::request_guard::{OverCap, RequestGuardLayer};
 use crate::shutdown::Shutdown;
 use crate::state::App;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -44,43 +43,6 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// File descriptors kept back from the connection cap for storage, listeners and logs.
-const FD_RESERVE: u64 = 128;
-
-/// The total connection cap: the configured one, or less if the open-file limit (raised to its
-/// hard limit first) cannot carry it.
-pub fn effective_max_connections(configured: usize) -> usize {
-    let soft = crate::gate::raise_fd_limit();
-    let fits = soft.saturating_sub(FD_RESERVE).max(1) as usize;
-    if fits < configured {
-        tracing::info!(
-            configured,
-            open_file_limit = soft,
-            using = fits,
-            "connection cap lowered to what the open-file limit allows"
-        );
-        fits
-    } else {
-        configured
-    }
-}
-
-/// Answers a connection that is over a cap before its first request is read, then closes it.
-fn refuse_raw(mut stream: TcpStream) {
-    tokio::spawn(async move {
-        let body = r#"{"error":"Too many connections"}"#;
-        let msg = format!(
-            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = stream.write_all(msg.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        })
-        .await;
-    });
-}
-
 /// Builds the wire layer with the configured protocol limits.
 fn engine(app: &App) -> std::sync::Arc<crate::engine::Engine> {
     let l = &app.config.limits;
@@ -93,16 +55,6 @@ fn engine(app: &App) -> std::sync::Arc<crate::engine::Engine> {
         total_bytes: l.outgoing_total_bytes,
     };
     crate::engine::Engine::new(limits, std::sync::Arc::new(crate::socket::Gallery(app.clone())))
-}
-
-/// Forgets per-IP buckets that have refilled, so the tables hold only recently active clients.
-async fn sweep_limiters(app: App) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => app.limiters.sweep(),
-            _ = app.shutdown.wait() => return,
-        }
-    }
 }
 
 /// On shutdown: a server-side disconnect to every socket first (clients see `io server
@@ -136,7 +88,10 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     app.set_engine(engine.clone());
     tokio::spawn(crate::socket::admin_rooms::run(app.clone()));
     tokio::spawn(crate::socket::ops::watch_breaker(app.clone()));
-    tokio::spawn(sweep_limiters(app.clone()));
+    {
+        let app = app.clone();
+        tokio::spawn(async move { crate::limits::per_ip::sweep_every(&app.limiters, &app.shutdown).await });
+    }
     tokio::spawn(crate::janitor::run(app.clone()));
     tokio::spawn(crate::socket::reap_roomless(app.clone()));
     let routes = warp::service(crate::http::routes(app.clone()));
@@ -150,14 +105,16 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
                 return Ok::<_, std::convert::Infallible>(resp.map(|b| b.map_err(|e| match e {}).boxed_unsync()));
             }
             match routes.call(req).await {
-                Ok(resp) => Ok(resp.map(|b| b.map_err(crate::request_guard::BoxError::from).boxed_unsync())),
+                Ok(resp) => Ok(resp.map(|b| b.map_err(crate::limits::http::BoxError::from).boxed_unsync())),
                 Err(e) => match e {},
             }
         }
     });
-    let svc = ServiceBuilder::new().layer(RequestGuardLayer::new(app.clone())).service(inner);
+    let svc = ServiceBuilder::new()
+        .layer(HttpAdmissionLayer::new(app.limiters.clone(), crate::limits::http::Origins::of(&app.config)))
+        .service(inner);
     let gate = Gate::new(
-        effective_max_connections(app.config.limits.max_connections),
+        crate::limits::gate::effective_max_connections(app.config.limits.max_connections),
         app.config.limits.max_connections_per_ip,
     );
     app.set_gate(gate.clone());
@@ -182,22 +139,11 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
         let trusted = app.config.trusted_proxies.clone();
         let prefix = app.config.limits.ipv6_prefix;
         let peer_ip = canonical(peer.ip());
-        let slot = match gate.enter() {
-            Ok(slot) => std::sync::Arc::new(slot),
-            Err(_) => {
-                app.limiters.note_refusal(Refusal::Connection, "max_connections");
-                refuse_raw(stream);
-                continue;
-            }
-        };
         // A direct client is counted by its address now; behind a trusted proxy, by the
         // client address of its first request.
         let proxied = trusted.iter().any(|n| n.contains(&peer_ip));
-        if !proxied && slot.claim_ip(IpKey::of(peer_ip, prefix)).is_err() {
-            app.limiters.note_refusal(Refusal::Connection, "max_connections_per_ip");
-            refuse_raw(stream);
-            continue;
-        }
+        let direct = (!proxied).then(|| IpKey::of(peer_ip, prefix));
+        let Some((stream, slot)) = crate::limits::gate::admit(&gate, stream, direct) else { continue };
         let svc = svc.clone();
         let conn_slot = slot.clone();
         let shutdown = drain.clone();

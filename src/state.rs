@@ -11,8 +11,8 @@ use crate::admin_feed::AdminFeed;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::gate::Gate;
 use crate::limits::Limiters;
+use crate::limits::gate::Gate;
 use crate::presence::Presence;
 use crate::revocations::Revoker;
 use crate::shutdown::Shutdown;
@@ -24,7 +24,7 @@ pub struct Shared {
     pub presence: Presence,
     pub tokens: Tokens,
     pub shutdown: Shutdown,
-    pub limiters: Limiters,
+    pub limiters: Arc<Limiters>,
     pub admin_feed: AdminFeed,
     /// Events whose sockets must be checked for lost access now.
     pub revoker: Revoker,
@@ -52,7 +52,7 @@ impl Deref for App {
 impl App {
     pub fn new(config: Config, store: Store, tokens: Tokens, shutdown: Shutdown) -> App {
         App(Arc::new(Shared {
-            limiters: Limiters::new(&config),
+            limiters: Arc::new(Limiters::new(&config)),
             admin_feed: AdminFeed::default(),
             revoker: Revoker::default(),
             login_slots: Arc::new(Semaphore::new(config.limits.login_concurrency.max(1))),

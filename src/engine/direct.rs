@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::gate::{Counted, Wire};
+use crate::limits::stream::{Counted, KillSwitch};
 
 /// Framed bytes the task moves from the queue into the pending buffer at once; the rest stay
 /// in the queue, where state frames can still be replaced.
@@ -29,7 +29,7 @@ const PENDING_CAP: usize = 64 * 1024;
 const SMALL_FRAME: usize = 1024;
 
 pub struct Direct {
-    wire: Arc<Wire>,
+    kill_switch: Arc<KillSwitch>,
     /// The connection's socket. Not behind the lock, so that [`Direct::warm`] can read it
     /// without one; [`Direct::release`] shuts it down, and the descriptor is closed once the
     /// session and its reader are gone.
@@ -98,7 +98,7 @@ pub fn framed(payload: &[u8]) -> Vec<u8> {
 impl Direct {
     pub fn new(conn: &Counted) -> Arc<Direct> {
         Arc::new(Direct {
-            wire: conn.wire(),
+            kill_switch: conn.kill_switch(),
             socket: conn.stream(),
             out: Mutex::new(Out { pending: Vec::new(), open: true }),
         })
@@ -110,7 +110,9 @@ impl Direct {
     /// other: with thousands of members, each one's memory is cold by the time its turn comes.
     pub fn warm(&self) -> usize {
         use std::os::fd::AsRawFd;
-        usize::from(self.out.is_poisoned()) + usize::from(self.wire.is_killed()) + self.socket.as_raw_fd() as usize
+        usize::from(self.out.is_poisoned())
+            + usize::from(self.kill_switch.is_killed())
+            + self.socket.as_raw_fd() as usize
     }
 
     fn out(&self) -> MutexGuard<'_, Out> {
@@ -135,7 +137,7 @@ impl Direct {
     /// so no frame can slip in between.
     pub fn try_frame(&self, payload: &[u8], framed: Option<&[u8]>) -> Sent {
         let mut out = self.out();
-        if !out.open || !out.pending.is_empty() || self.wire.is_killed() {
+        if !out.open || !out.pending.is_empty() || self.kill_switch.is_killed() {
             return Sent::No;
         }
         let sock = socket2::SockRef::from(&*self.socket);
@@ -198,7 +200,7 @@ impl Direct {
         }
         let tcp = &*self.socket;
         while !pending.is_empty() {
-            if self.wire.is_killed() {
+            if self.kill_switch.is_killed() {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection shed"));
             }
             match tcp.try_write(pending) {

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use super::session::{Head, Phase, TransportKind};
 use super::websocket;
 use super::{Engine, Reason, Session, Sid, frame, task};
-use crate::gate::Transport;
+use crate::limits::stream::ConnectionCloser;
 use crate::wire::{DecodeError, EioPacket, OpenData, engineio};
 
 pub type Body = Full<Bytes>;
@@ -107,11 +107,11 @@ pub async fn handle(engine: &Arc<Engine>, mut req: Request<Incoming>) -> Respons
             return EioError::BadRequest.response();
         }
         return upgrade(engine, &mut req, move |engine, upgraded, ext| {
-            Box::pin(websocket::probe(engine, s, upgraded, ext.get::<Transport>().cloned()))
+            Box::pin(websocket::probe(engine, s, upgraded, ext.get::<ConnectionCloser>().cloned()))
         });
     }
     match *req.method() {
-        Method::GET => poll(&s, req.extensions().get::<Transport>().cloned()).await,
+        Method::GET => poll(&s, req.extensions().get::<ConnectionCloser>().cloned()).await,
         Method::POST => post(engine, &s, req).await,
         _ => EioError::BadHandshakeMethod.response(),
     }
@@ -206,7 +206,7 @@ impl Drop for PollGuard<'_> {
     }
 }
 
-async fn poll(s: &Arc<Session>, transport: Option<Transport>) -> Response<Body> {
+async fn poll(s: &Arc<Session>, transport: Option<ConnectionCloser>) -> Response<Body> {
     {
         let mut st = s.state();
         let overlap = match st.polling.as_mut() {

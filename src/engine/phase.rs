@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::Reason;
 use super::websocket::Socket;
-use crate::gate::Transport;
+use crate::limits::stream::ConnectionCloser;
 use crate::wire::EioPacket;
 
 /// What the handshake request told about the client, kept until its Socket.IO CONNECT and then
@@ -16,7 +16,7 @@ pub struct Head {
     /// `Authorization` of the handshake request.
     pub authorization: Option<String>,
     /// The handshake request's extensions (the accept loop puts the client address and the
-    /// connection's [`Transport`] there).
+    /// connection's [`ConnectionCloser`] there).
     pub extensions: http::Extensions,
     /// Whether the handshake was a websocket (then its connection is the socket's own).
     pub websocket: bool,
@@ -69,7 +69,7 @@ pub(super) struct State {
     pub waiting_since: Option<Instant>,
     pub head: Option<Head>,
     /// The connection the session's frames go down now (a websocket, or the last long-poll's).
-    pub downstream: Option<Transport>,
+    pub downstream: Option<ConnectionCloser>,
     pub rooms: Vec<Arc<str>>,
     pub polling: Option<Box<Polling>>,
     /// A websocket whose probe succeeded, for the task to take over.

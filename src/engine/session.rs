@@ -14,7 +14,7 @@ use super::outbox::{Outbox, StateKey};
 pub use super::phase::{Head, TransportKind};
 pub(super) use super::phase::{Phase, Polling, SocketPhase, State};
 use super::{Engine, Reason, Sid, frame};
-use crate::gate::Transport;
+use crate::limits::stream::ConnectionCloser;
 
 pub struct Session {
     pub sid: Sid,
@@ -41,7 +41,7 @@ impl Session {
     pub(super) fn new(engine: &Arc<Engine>, head: Head) -> Arc<Session> {
         let polling = (!head.websocket).then(Box::<Polling>::default);
         let transport = if head.websocket { TransportKind::Websocket } else { TransportKind::Polling };
-        let downstream = if head.websocket { head.extensions.get::<Transport>().cloned() } else { None };
+        let downstream = if head.websocket { head.extensions.get::<ConnectionCloser>().cloned() } else { None };
         let s = Arc::new(Session {
             sid: Sid::new(),
             engine: engine.clone(),

@@ -14,8 +14,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::direct::{Direct, WsIo};
 use super::session::{Phase, TransportKind};
 use super::{Engine, Session};
-use crate::gate::Counted;
-use crate::gate::Transport;
+use crate::limits::stream::{ConnectionCloser, Counted};
 
 pub type Ws = WebSocketStream<WsIo>;
 
@@ -93,7 +92,7 @@ pub async fn write_queued(s: &Session, direct: &Direct, limit: Duration) -> bool
 
 /// The probe of a polling session's upgrade (`2probe` → `3probe`, then `5`): on success the
 /// websocket is handed to the session's task; on failure the session stays on polling.
-pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, transport: Option<Transport>) {
+pub async fn probe(engine: Arc<Engine>, s: Arc<Session>, upgraded: Upgraded, transport: Option<ConnectionCloser>) {
     let Some(Socket { mut ws, direct }) = accept(upgraded, engine.limits.max_payload).await else { return };
     let wait = engine.limits.ping_interval + engine.limits.ping_timeout;
     let first = tokio::time::timeout(wait, read(&mut ws)).await;

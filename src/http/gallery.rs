@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::admin::{SessionJson, store_session};
 use super::{ApiError, ApiResult, body_object, json};
-use crate::metrics::Refusal;
+use crate::limits::{Refusal, refuse};
 use crate::peer::PeerAddr;
 use crate::state::App;
 use crate::types::{EventStatus, Slug};
@@ -39,7 +39,7 @@ pub async fn access(app: &App, raw: &str, client: PeerAddr, body: &Bytes) -> Api
         }
     }
     if let Err(wait) = app.limiters.gallery_access.check(&client.key) {
-        app.limiters.note_refusal(Refusal::Http, "gallery_access_rate");
+        refuse(Refusal::Http, "gallery_access_rate");
         return Err(ApiError::too_many(wait));
     }
     let s = store_session(app, &slug, None, None).await?;
@@ -66,7 +66,7 @@ fn refuse_while_guessing(app: &App, slug: &Slug, client: PeerAddr) -> Result<(),
         [per_event.map(|b| (b.retry_after, "access_code_event")), per_ip.map(|b| (b.retry_after, "access_code_ip"))];
     match waits.into_iter().flatten().max_by_key(|(wait, _)| *wait) {
         Some((wait, reason)) => {
-            app.limiters.note_refusal(Refusal::Http, reason);
+            refuse(Refusal::Http, reason);
             Err(ApiError::too_many(wait))
         }
         None => Ok(()),

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::{ApiError, ApiResult, body_object, json};
 use crate::clock::iso_ms;
+use crate::limits::{Refusal, refuse};
 use crate::passwords;
 use crate::peer::PeerAddr;
 use crate::state::App;
@@ -14,7 +15,7 @@ const INVALID: &str = "Invalid credentials";
 pub async fn login(app: &App, client: PeerAddr, body: &Bytes) -> ApiResult {
     let ip = client.client_ip;
     if let Err(wait) = app.limiters.login.check(&client.key) {
-        tracing::info!(reason = "login_rate", %ip, "request refused");
+        refuse(Refusal::Http, "login_rate");
         return Err(ApiError::too_many(wait));
     }
     let o = body_object(body)?;
@@ -24,7 +25,7 @@ pub async fn login(app: &App, client: PeerAddr, body: &Bytes) -> ApiResult {
     // A check that finds every place taken is refused at once rather than queued: waiting
     // logins would pile up memory and threads, and a client can simply try again.
     let Ok(slot) = app.login_slots.clone().try_acquire_owned() else {
-        app.limiters.note_refusal(crate::metrics::Refusal::Http, "login_busy");
+        refuse(Refusal::Http, "login_busy");
         return Err(ApiError::busy(1));
     };
     let (store, username, password) = (app.store.clone(), username.clone(), password.clone());

@@ -319,6 +319,7 @@ async fn recover(r: Rejection) -> Result<Response, Infallible> {
     let (status, msg) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found")
     } else if r.find::<BodyTooLarge>().is_some() || r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        crate::limits::refuse(crate::limits::Refusal::Http, "body_too_large");
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
     } else if r.find::<warp::reject::LengthRequired>().is_some() {
         (StatusCode::LENGTH_REQUIRED, "Content-Length required")

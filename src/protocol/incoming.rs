@@ -343,4 +343,20 @@ mod tests {
         assert_eq!(parse("admin:join", None), Ok(ClientEvent::AdminJoin));
         assert_eq!(parse("nope", Some(&json!({}))), Err(WireError::InvalidPayload));
     }
+
+    #[test]
+    fn likes_of_one_photo_keep_their_order_and_nothing_else_waits() {
+        let key = |ev: &str, data: Value| parse(ev, Some(&data)).unwrap().ordering_key();
+        let like = key("photo:like", json!({"eventSlug": "w", "photoId": "a"}));
+        assert!(like.is_some());
+        // A like and an unlike of one photo wait for each other: undone in the right order.
+        assert_eq!(key("photo:unlike", json!({"eventSlug": "w", "photoId": "a"})), like);
+        assert_eq!(key("photo:like", json!({"eventSlug": "W", "photoId": "a"})), like);
+        // Another photo, or the same photo id in another event, does not.
+        assert_ne!(key("photo:like", json!({"eventSlug": "w", "photoId": "b"})), like);
+        assert_ne!(key("photo:like", json!({"eventSlug": "v", "photoId": "a"})), like);
+        // Events applied in their turn have nothing to wait for.
+        assert_eq!(key("photo:comment", json!({"eventSlug": "w", "photoId": "a", "comment": {"message": "x"}})), None);
+        assert_eq!(key("event:join", json!("w")), None);
+    }
 }

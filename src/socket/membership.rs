@@ -82,11 +82,14 @@ pub fn leave(app: &App, s: &Session, conn: &Conn, slug: &Slug) {
     app.admin_feed.touch(slug);
 }
 
+/// Who may be in the admin room: admins only.
+pub fn may_join_admin_room(identity: &Identity) -> Result<(), WireError> {
+    if identity.is_admin() { Ok(()) } else { Err(WireError::AdminRequired) }
+}
+
 /// `admin:join`: the admin room, for admins only.
 pub fn admin_join(app: &App, s: &Arc<Session>, conn: &Conn) -> Result<Value, WireError> {
-    if !conn.identity.is_admin() {
-        return Err(WireError::AdminRequired);
-    }
+    may_join_admin_room(&conn.identity)?;
     if let Some(engine) = app.engine() {
         engine.join(s, ADMIN_ROOM);
     }

@@ -1,8 +1,9 @@
 //! The Socket.IO side of the gallery: who a new socket is, and the one place that maps its
 //! events to operations. The wire layer ([`crate::engine`]) calls in through [`Gallery`].
 
+#[cfg(test)]
+mod access_tests;
 pub mod admin_rooms;
-pub mod guard;
 pub mod membership;
 pub mod ops;
 pub mod revoke;
@@ -18,7 +19,9 @@ use crate::auth::{Identity, bearer};
 use crate::clock::now_ms;
 use crate::engine::{Ext, Finish, Handler, Head, Incoming, Reason, Session, Step};
 use crate::error::{ConnectRefusal, WireError};
-use crate::metrics::{self, Refusal};
+use crate::limits::socket::{SocketLimiter, Verdict};
+use crate::limits::{Refusal, refuse};
+use crate::metrics;
 use crate::peer::PeerAddr;
 use crate::protocol::outgoing::names;
 use crate::protocol::{self, ClientEvent};
@@ -40,7 +43,7 @@ pub struct Conn {
     /// flush is undone in the right order.
     in_flight: Mutex<Vec<(Slug, PhotoId)>>,
     /// Rate limits of this socket's events.
-    guard: Mutex<guard::SocketGuard>,
+    limiter: Mutex<SocketLimiter>,
     /// Since when this socket has been in no event room (`None` while it is in one).
     roomless_since: Mutex<Option<std::time::Instant>>,
     app: App,
@@ -72,8 +75,8 @@ impl Conn {
         lock(&self.in_flight)
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, guard::SocketGuard> {
-        lock(&self.guard)
+    fn limiter(&self) -> std::sync::MutexGuard<'_, SocketLimiter> {
+        lock(&self.limiter)
     }
 
     fn landed(&self, key: &(Slug, PhotoId)) {
@@ -136,13 +139,13 @@ impl Handler for Gallery {
         let auth = auth.and_then(|a| serde_json::from_str::<Value>(a.get()).ok()).unwrap_or(Value::Null);
         let ip = head.extensions.get::<PeerAddr>().map(|p| p.client_ip);
         let identity = identify(app, &auth, bearer(head.authorization.as_deref())).map_err(|refusal| {
-            app.limiters.note_refusal(Refusal::Connection, refusal.reason());
+            refuse(Refusal::Connection, refusal.reason());
             refusal.to_string()
         })?;
         if let Identity::Guest { session, .. } = &identity
             && !app.presence.add_session_socket(session, app.config.limits.max_sockets_per_session)
         {
-            app.limiters.note_refusal(Refusal::Connection, "session_socket_cap");
+            refuse(Refusal::Connection, "session_socket_cap");
             return Err(ConnectRefusal::TooManyConnections.to_string());
         }
         app.sockets.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +154,7 @@ impl Handler for Gallery {
             ip,
             rooms: Mutex::new(Vec::new()),
             in_flight: Mutex::new(Vec::new()),
-            guard: Mutex::new(guard::SocketGuard::new(&app.config.limits.events)),
+            limiter: Mutex::new(SocketLimiter::new(&app.config.limits.events)),
             roomless_since: Mutex::new(Some(std::time::Instant::now())),
             app: app.clone(),
         });
@@ -170,11 +173,16 @@ impl Handler for Gallery {
         }
         metrics::received(if protocol::EVENT_NAMES.contains(&ev.name.as_str()) { &ev.name } else { "unknown" });
         let l = &app.config.limits;
-        let verdict =
-            conn.guard().check(&ev.name, conn.identity.is_admin(), &l.events, l.abuse_disconnect_after, l.abuse_window);
+        let verdict = conn.limiter().check(
+            &ev.name,
+            conn.identity.is_admin(),
+            &l.events,
+            l.abuse_disconnect_after,
+            l.abuse_window,
+        );
         let (s, app, name, ack) = (s.clone(), app.clone(), ev.name, ev.ack);
-        if let guard::Verdict::Refuse { error, disconnect } = verdict {
-            return Step::Now(Box::new(move || refused(&app, &s, &name, ack, &error, disconnect)));
+        if let Verdict::Refuse { error, disconnect } = verdict {
+            return Step::Now(Box::new(move || refused(&s, &name, ack, &error, disconnect)));
         }
         let ev = match parsed {
             Ok(ev) => ev,
@@ -211,7 +219,7 @@ impl Handler for Gallery {
         let Ok(conn) = ext.downcast::<Conn>() else { return };
         tracing::debug!(sid = %s.sid, ?reason, "socket disconnected");
         if reason == Reason::SlowConsumer {
-            self.0.limiters.note_refusal(Refusal::Connection, "slow_consumer");
+            refuse(Refusal::Connection, "slow_consumer");
         }
         let rooms: Vec<Slug> = conn.rooms().clone();
         for slug in rooms {
@@ -226,7 +234,7 @@ fn conn_of(s: &Arc<Session>) -> Option<Arc<Conn>> {
 
 /// Sends an `error` reply, at most one per second per event name (the rest are dropped).
 fn send_error(s: &Arc<Session>, event: &str, err: &WireError) {
-    if conn(s).is_some_and(|c| c.guard().may_reply(event)) {
+    if conn(s).is_some_and(|c| c.limiter().may_reply(event)) {
         s.emit(names::ERROR, &err.payload(event));
     }
 }
@@ -241,7 +249,7 @@ fn reply(s: &Arc<Session>, name: &str, ack: Option<u64>, result: Result<Value, W
             }
         }
         Err(e) => {
-            metrics::refused(Refusal::Event, e.reason());
+            refuse(Refusal::Event, e.reason());
             if let Some(id) = ack {
                 s.ack(id, &serde_json::json!({ "ok": false, "error": e.to_string() }));
             }
@@ -251,8 +259,8 @@ fn reply(s: &Arc<Session>, name: &str, ack: Option<u64>, result: Result<Value, W
 }
 
 /// Answers an event refused by the socket's rate limits; repeated abuse ends the socket.
-fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &WireError, disconnect: bool) {
-    app.limiters.note_refusal(Refusal::Event, "rate_limited");
+fn refused(s: &Arc<Session>, name: &str, ack: Option<u64>, error: &WireError, disconnect: bool) {
+    refuse(Refusal::Event, "rate_limited");
     if let Some(id) = ack {
         s.ack(id, &serde_json::json!({ "ok": false, "error": error.to_string() }));
     }
@@ -260,7 +268,7 @@ fn refused(app: &App, s: &Arc<Session>, name: &str, ack: Option<u64>, error: &Wi
     if disconnect && s.is_connected() {
         let kind = conn(s).map(|c| c.identity.kind());
         tracing::warn!(sid = %s.sid, ?kind, "socket disconnected for repeated abuse");
-        app.limiters.note_refusal(Refusal::Event, "abuse_disconnect");
+        refuse(Refusal::Event, "abuse_disconnect");
         s.disconnect();
     }
 }
@@ -294,7 +302,7 @@ pub async fn reap_roomless(app: App) {
             let Some(conn) = conn(&s) else { continue };
             let idle = conn.roomless().is_some_and(|t| t.elapsed() >= timeout);
             if idle && !conn.identity.is_admin() {
-                app.limiters.note_refusal(Refusal::Connection, "no_room_timeout");
+                refuse(Refusal::Connection, "no_room_timeout");
                 s.disconnect();
             }
         }

@@ -22,7 +22,7 @@ use crate::engine::Session;
 
 use crate::auth::Identity;
 use crate::clock::now_ms;
-use crate::metrics::Refusal;
+use crate::limits::{Refusal, refuse};
 use crate::socket::Conn;
 use crate::state::App;
 use crate::store::{EventRecord, GuestSession, StoreError};
@@ -155,15 +155,15 @@ pub fn pass(app: &App, scope: &Scope) -> usize {
     for s in engine.sockets() {
         let Some(conn) = crate::socket::conn(&s) else { continue };
         if lost_access(&conn, scope, &mut reads, guests_checked, now) {
-            cut_off(app, &s, &conn);
+            cut_off(&s, &conn);
             cut += 1;
         }
     }
     cut
 }
 
-fn cut_off(app: &App, s: &std::sync::Arc<Session>, conn: &Conn) {
-    app.limiters.note_refusal(Refusal::Connection, "access_revoked");
+fn cut_off(s: &std::sync::Arc<Session>, conn: &Conn) {
+    refuse(Refusal::Connection, "access_revoked");
     tracing::debug!(sid = %s.sid, kind = conn.identity.kind(), "access ended: socket disconnected");
     // It leaves its rooms at once; the disconnect packet goes out after what is queued.
     s.disconnect();

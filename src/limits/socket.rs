@@ -8,9 +8,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::bucket::TokenBucket;
 use crate::config::{Bucket, EventLimits};
 use crate::error::WireError;
-use crate::limits::TokenBucket;
 use crate::protocol::EVENT_NAMES;
 
 /// Which bucket an event draws from.
@@ -50,7 +50,8 @@ pub enum Verdict {
     },
 }
 
-pub struct SocketGuard {
+/// One socket's event buckets, error-reply throttle and recent rate-limit hits.
+pub struct SocketLimiter {
     join: TokenBucket,
     like: TokenBucket,
     comment: TokenBucket,
@@ -64,9 +65,9 @@ pub struct SocketGuard {
     hits: VecDeque<Instant>,
 }
 
-impl SocketGuard {
-    pub fn new(l: &EventLimits) -> SocketGuard {
-        SocketGuard {
+impl SocketLimiter {
+    pub fn new(l: &EventLimits) -> SocketLimiter {
+        SocketLimiter {
             join: TokenBucket::full(&l.join),
             like: TokenBucket::full(&l.like),
             comment: TokenBucket::full(&l.comment),
@@ -131,7 +132,7 @@ mod tests {
     #[test]
     fn like_flood_gets_burst_then_refusals_then_disconnect() {
         let l = Config::default().limits.events;
-        let mut g = SocketGuard::new(&l);
+        let mut g = SocketLimiter::new(&l);
         let mut ok = 0;
         let mut last = Verdict::Go;
         for _ in 0..100 {
@@ -147,7 +148,7 @@ mod tests {
     #[test]
     fn joins_have_their_own_message_and_admins_their_own_bucket() {
         let l = Config::default().limits.events;
-        let mut g = SocketGuard::new(&l);
+        let mut g = SocketLimiter::new(&l);
         for _ in 0..5 {
             assert_eq!(g.check("event:join", false, &l, 50, Duration::from_secs(60)), Verdict::Go);
         }
@@ -163,7 +164,7 @@ mod tests {
     #[test]
     fn error_replies_are_throttled_per_name() {
         let l = Config::default().limits.events;
-        let mut g = SocketGuard::new(&l);
+        let mut g = SocketLimiter::new(&l);
         assert!(g.may_reply("photo:like"));
         assert!(!g.may_reply("photo:like"));
         assert!(g.may_reply("photo:comment"));

@@ -1,97 +1,21 @@
-//! Connection caps: in total and per client IP, for as long as the TCP connection lives; and a
-//! kill switch per connection.
+//! The TCP stream of one connection, counted under the caps of [`super::gate`], and its kill
+//! switch.
 //!
-//! The slot that counts a connection is owned by the connection's IO object, and hyper keeps
-//! that object inside an upgraded websocket; so the count lasts exactly as long as the TCP
-//! connection, whatever protocol it carries. Behind a trusted proxy the client is known only
-//! from the first request's `X-Forwarded-For`, so the per-IP part of the slot can be filled in
-//! then.
-//!
-//! The same IO object is the only place where a connection can be ended from outside the tasks
-//! that own it: a socket that stopped reading has a full queue, so no disconnect packet reaches
-//! it, and its writer waits forever on a full TCP buffer. Its [`Transport`] handle throws the
-//! switch: every read and write then fails, the tasks parked on them are woken to see it, and
-//! the socket is closed with a reset, which the peer sees even if it never reads again.
+//! The stream is the only place where a connection can be ended from outside the tasks that own
+//! it: a socket that stopped reading has a full queue, so no disconnect packet reaches it, and its
+//! writer waits forever on a full TCP buffer. Its [`ConnectionCloser`] throws the switch: every
+//! read and write then fails, the tasks parked on them are woken to see it, and the socket is
+//! closed with a reset, which the peer sees even if it never reads again.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::limits::IpKey;
-
-pub struct Gate {
-    max_total: usize,
-    max_per_ip: usize,
-    total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpKey, usize>>,
-}
-
-/// Why a connection was not let in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Full {
-    Total,
-    PerIp,
-}
-
-impl Gate {
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Gate> {
-        Arc::new(Gate { max_total, max_per_ip, total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) })
-    }
-
-    fn ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpKey, usize>> {
-        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes a place in the total; the IP part is added with [`Slot::claim_ip`].
-    pub fn enter(self: &Arc<Gate>) -> Result<Slot, Full> {
-        let prev = self.total.fetch_add(1, Ordering::AcqRel);
-        if prev >= self.max_total {
-            self.total.fetch_sub(1, Ordering::AcqRel);
-            return Err(Full::Total);
-        }
-        Ok(Slot { gate: self.clone(), ip: Mutex::new(None), wire: Arc::default() })
-    }
-
-    fn take_ip(&self, ip: IpKey) -> bool {
-        let mut t = self.ips();
-        let n = t.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            if *n == 0 {
-                t.remove(&ip);
-            }
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    fn release_ip(&self, ip: IpKey) {
-        let mut t = self.ips();
-        if let Some(n) = t.get_mut(&ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.remove(&ip);
-            }
-        }
-    }
-
-    /// Connections now, and distinct IPs in the per-IP table.
-    pub fn sizes(&self) -> (usize, usize) {
-        (self.total.load(Ordering::Acquire), self.ips().len())
-    }
-}
-
-/// One connection's place; released on drop.
-pub struct Slot {
-    gate: Arc<Gate>,
-    ip: Mutex<Option<IpKey>>,
-    wire: Arc<Wire>,
-}
+use super::gate::Slot;
 
 /// One connection's kill switch.
 ///
@@ -99,12 +23,12 @@ pub struct Slot {
 /// whatever task waits on it (its read sees the end, its write an error), so no waker needs
 /// registering on every read and write to make that happen.
 #[derive(Default)]
-pub struct Wire {
+pub struct KillSwitch {
     killed: AtomicBool,
-    stream: std::sync::OnceLock<Weak<TcpStream>>,
+    pub(super) stream: std::sync::OnceLock<Weak<TcpStream>>,
 }
 
-impl Wire {
+impl KillSwitch {
     fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         if let Some(tcp) = self.stream.get().and_then(Weak::upgrade) {
@@ -132,48 +56,22 @@ impl Wire {
 /// Weak: a polling session outlives the connections of its requests and keeps its handshake
 /// request's extensions, and must not keep a closed connection's state alive.
 #[derive(Clone)]
-pub struct Transport(Weak<Wire>);
+pub struct ConnectionCloser(Weak<KillSwitch>);
 
-impl Transport {
+impl ConnectionCloser {
+    pub(super) fn of(switch: &Arc<KillSwitch>) -> ConnectionCloser {
+        ConnectionCloser(Arc::downgrade(switch))
+    }
+
     /// Closes the connection at once (see the module docs); false when it was closed already.
     pub fn close(&self) -> bool {
         match self.0.upgrade() {
-            Some(wire) => {
-                wire.kill();
+            Some(switch) => {
+                switch.kill();
                 true
             }
             None => false,
         }
-    }
-}
-
-impl Slot {
-    /// Counts this connection against the client `ip` (once; later calls with any IP are no-ops).
-    pub fn claim_ip(&self, ip: IpKey) -> Result<(), Full> {
-        let mut mine = self.ip.lock().unwrap_or_else(|p| p.into_inner());
-        if mine.is_some() {
-            return Ok(());
-        }
-        if !self.gate.take_ip(ip) {
-            return Err(Full::PerIp);
-        }
-        *mine = Some(ip);
-        Ok(())
-    }
-
-    /// Puts this connection's [`Transport`] into the request's extensions: the wire layer
-    /// keeps the one its session's frames go down, to close it when the session is shed.
-    pub fn tag<B>(&self, req: &mut http::Request<B>) {
-        req.extensions_mut().insert(Transport(Arc::downgrade(&self.wire)));
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(ip) = self.ip.get_mut().ok().and_then(|ip| ip.take()) {
-            self.gate.release_ip(ip);
-        }
-        self.gate.total.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -189,7 +87,7 @@ pub struct Counted {
 impl Counted {
     pub fn new(io: TcpStream, slot: Arc<Slot>) -> Counted {
         let io = Arc::new(io);
-        let _ = slot.wire.stream.set(Arc::downgrade(&io));
+        let _ = slot.kill_switch.stream.set(Arc::downgrade(&io));
         Counted { io, slot }
     }
 
@@ -199,8 +97,8 @@ impl Counted {
     }
 
     /// The kill switch of this connection.
-    pub fn wire(&self) -> Arc<Wire> {
-        self.slot.wire.clone()
+    pub fn kill_switch(&self) -> Arc<KillSwitch> {
+        self.slot.kill_switch.clone()
     }
 }
 
@@ -208,7 +106,7 @@ impl Drop for Counted {
     fn drop(&mut self) {
         // A shed connection may hold megabytes its peer never read: a FIN would wait behind
         // them, a reset ends it now.
-        if self.slot.wire.is_killed() {
+        if self.slot.kill_switch.is_killed() {
             let _ = socket2::SockRef::from(&*self.io).set_linger(Some(std::time::Duration::ZERO));
         }
     }
@@ -217,7 +115,7 @@ impl Drop for Counted {
 impl AsyncRead for Counted {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         loop {
-            self.slot.wire.check()?;
+            self.slot.kill_switch.check()?;
             std::task::ready!(self.io.poll_read_ready(cx))?;
             match self.io.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
@@ -234,7 +132,7 @@ impl AsyncRead for Counted {
 impl AsyncWrite for Counted {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         loop {
-            self.slot.wire.check()?;
+            self.slot.kill_switch.check()?;
             std::task::ready!(self.io.poll_write_ready(cx))?;
             match self.io.try_write(buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -243,12 +141,12 @@ impl AsyncWrite for Counted {
         }
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.slot.wire.check()?;
+        self.slot.kill_switch.check()?;
         Poll::Ready(Ok(()))
     }
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         // Once killed, closing is the drop's reset; a shutdown would queue a FIN behind unread data.
-        if !self.slot.wire.is_killed() {
+        if !self.slot.kill_switch.is_killed() {
             let _ = socket2::SockRef::from(&*self.io).shutdown(std::net::Shutdown::Write);
         }
         Poll::Ready(Ok(()))
@@ -259,7 +157,7 @@ impl AsyncWrite for Counted {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         loop {
-            self.slot.wire.check()?;
+            self.slot.kill_switch.check()?;
             std::task::ready!(self.io.poll_write_ready(cx))?;
             match self.io.try_write_vectored(bufs) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -272,35 +170,10 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// The open-file limit raised to its hard limit; returns the soft limit now in force.
-pub fn raise_fd_limit() -> u64 {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => n,
-        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn caps_and_release() {
-        let g = Gate::new(3, 2);
-        let ip = IpKey::of([127, 0, 0, 2].into(), 64);
-        let a = g.enter().unwrap();
-        a.claim_ip(ip).unwrap();
-        let b = g.enter().unwrap();
-        b.claim_ip(ip).unwrap();
-        let c = g.enter().unwrap();
-        assert_eq!(c.claim_ip(ip), Err(Full::PerIp));
-        assert!(matches!(g.enter(), Err(Full::Total)));
-        drop(a);
-        c.claim_ip(ip).unwrap();
-        drop(b);
-        drop(c);
-        assert_eq!(g.sizes(), (0, 0));
-    }
+    use crate::limits::gate::Gate;
 
     fn get(uri: &str) -> http::Request<()> {
         http::Request::get(uri).body(()).unwrap()
@@ -316,7 +189,7 @@ mod tests {
         let slot = Arc::new(g.enter().unwrap());
         let mut req = get("/");
         slot.tag(&mut req);
-        let handle = req.extensions().get::<Transport>().cloned().unwrap();
+        let handle = req.extensions().get::<ConnectionCloser>().cloned().unwrap();
         let mut io = Counted::new(server, slot);
         // Unread data on the way out, as for a peer that stopped reading.
         io.write_all(&[7u8; 4096]).await.unwrap();

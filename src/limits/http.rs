@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,10 +16,11 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tower::{Layer, Service};
 
-use crate::gate::Full;
-use crate::metrics::Refusal;
+use super::gate::Full;
+use super::per_ip::Limiters;
+use super::{Refusal, refuse};
+use crate::config::Config;
 use crate::peer::PeerAddr;
-use crate::state::App;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -27,31 +29,48 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 #[derive(Clone, Copy, Debug)]
 pub struct OverCap(pub Full);
 
-#[derive(Clone)]
-pub struct RequestGuardLayer {
-    app: App,
+/// The origins whose pages may open sockets, from the configuration.
+#[derive(Debug, Default)]
+pub struct Origins {
+    /// `allowed_origins`.
+    pub allowed: Vec<String>,
+    /// `public_origin`, the server's own.
+    pub own: Option<String>,
 }
 
-impl RequestGuardLayer {
-    pub fn new(app: App) -> Self {
-        RequestGuardLayer { app }
-    }
-}
-
-impl<S> Layer<S> for RequestGuardLayer {
-    type Service = RequestGuard<S>;
-    fn layer(&self, inner: S) -> RequestGuard<S> {
-        RequestGuard { inner, app: self.app.clone() }
+impl Origins {
+    pub fn of(config: &Config) -> Origins {
+        Origins { allowed: config.allowed_origins.clone(), own: config.public_origin.clone() }
     }
 }
 
 #[derive(Clone)]
-pub struct RequestGuard<S> {
+pub struct HttpAdmissionLayer {
+    limiters: Arc<Limiters>,
+    origins: Arc<Origins>,
+}
+
+impl HttpAdmissionLayer {
+    pub fn new(limiters: Arc<Limiters>, origins: Origins) -> Self {
+        HttpAdmissionLayer { limiters, origins: Arc::new(origins) }
+    }
+}
+
+impl<S> Layer<S> for HttpAdmissionLayer {
+    type Service = HttpAdmission<S>;
+    fn layer(&self, inner: S) -> HttpAdmission<S> {
+        HttpAdmission { inner, limiters: self.limiters.clone(), origins: self.origins.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpAdmission<S> {
     inner: S,
-    app: App,
+    limiters: Arc<Limiters>,
+    origins: Arc<Origins>,
 }
 
-fn refuse(status: StatusCode, message: &str, retry_after: Option<Duration>) -> Response<Body> {
+fn answer(status: StatusCode, message: &str, retry_after: Option<Duration>) -> Response<Body> {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut r =
         Response::new(http_body_util::Full::new(Bytes::from(body)).map_err(|e: Infallible| match e {}).boxed_unsync());
@@ -69,12 +88,12 @@ fn refuse(status: StatusCode, message: &str, retry_after: Option<Duration>) -> R
 /// Whether a browser page from `origin` may talk to us: an allowed origin, or our own (the
 /// admin page). Our own origin is `public_origin` when configured; otherwise it can only be
 /// judged by the request's `Host`, which a DNS-rebinding page controls.
-fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
+fn origin_allowed(origins: &Origins, origin: &str, host: Option<&str>) -> bool {
     let origin = origin.trim_end_matches('/');
-    if app.config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
+    if origins.allowed.iter().any(|o| o.trim_end_matches('/') == origin) {
         return true;
     }
-    if let Some(own) = &app.config.public_origin {
+    if let Some(own) = &origins.own {
         return own.trim_end_matches('/').eq_ignore_ascii_case(origin);
     }
     let Some(host) = host else { return false };
@@ -115,7 +134,7 @@ fn detach_head<B>(req: Request<B>) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestGuard<S>
+impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpAdmission<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -132,7 +151,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let app = self.app.clone();
+        let (limiters, origins) = (&self.limiters, &self.origins);
         let is_api = req.uri().path().starts_with("/api/");
         let early = |mut r: Response<Body>| -> Self::Future {
             if is_api {
@@ -141,11 +160,11 @@ where
             Box::pin(async move { Ok(r) })
         };
         if let Some(OverCap(full)) = req.extensions().get::<OverCap>() {
-            app.limiters.note_refusal(
+            refuse(
                 Refusal::Connection,
                 if *full == Full::Total { "max_connections" } else { "max_connections_per_ip" },
             );
-            return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(Duration::from_secs(1))));
+            return early(answer(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(Duration::from_secs(1))));
         }
         let ip = req.extensions().get::<PeerAddr>().copied().unwrap_or_else(PeerAddr::unknown).key;
         let is_socket = req.uri().path().starts_with("/socket.io/") || req.uri().path() == "/socket.io";
@@ -153,14 +172,14 @@ where
         if is_socket {
             if let Some(origin) = req.headers().get(header::ORIGIN) {
                 let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-                if !origin.to_str().is_ok_and(|o| origin_allowed(&app, o, host)) {
-                    app.limiters.note_refusal(Refusal::Connection, "origin");
-                    return early(refuse(StatusCode::FORBIDDEN, "Origin not allowed", None));
+                if !origin.to_str().is_ok_and(|o| origin_allowed(origins, o, host)) {
+                    refuse(Refusal::Connection, "origin");
+                    return early(answer(StatusCode::FORBIDDEN, "Origin not allowed", None));
                 }
                 allowed_origin = Some(origin.clone());
             }
             if req.method() == Method::OPTIONS {
-                let mut r = refuse(StatusCode::NO_CONTENT, "", None);
+                let mut r = answer(StatusCode::NO_CONTENT, "", None);
                 *r.body_mut() = http_body_util::Empty::new().map_err(|e: Infallible| match e {}).boxed_unsync();
                 if let Some(o) = &allowed_origin {
                     cors(r.headers_mut(), o);
@@ -174,13 +193,13 @@ where
             }
             // A request without `sid` opens a new Engine.IO session: that is a new connection.
             let new_session = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")));
-            if new_session && let Err(wait) = app.limiters.connect.check(&ip) {
-                app.limiters.note_refusal(Refusal::Connection, "connect_rate");
-                return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(wait)));
+            if new_session && let Err(wait) = limiters.connect.check(&ip) {
+                refuse(Refusal::Connection, "connect_rate");
+                return early(answer(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(wait)));
             }
-        } else if let Err(wait) = app.limiters.http.check(&ip) {
-            app.limiters.note_refusal(Refusal::Http, "http_rate");
-            return early(refuse(StatusCode::TOO_MANY_REQUESTS, "Too many requests", Some(wait)));
+        } else if let Err(wait) = limiters.http.check(&ip) {
+            refuse(Refusal::Http, "http_rate");
+            return early(answer(StatusCode::TOO_MANY_REQUESTS, "Too many requests", Some(wait)));
         }
         let req = if is_socket { detach_head(req) } else { req };
         let fut = self.inner.call(req);
