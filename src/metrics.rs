@@ -121,11 +121,6 @@ pub(crate) fn count_refusal(kind: Refusal, reason: &str) {
     }
 }
 
-/// Records a refusal: the same as [`crate::limits::refuse`], which callers use.
-pub fn refused(kind: Refusal, reason: &'static str) {
-    crate::limits::refuse(kind, reason);
-}
-
 /// Counts an event by name. The caller passes `"unknown"` for a name outside the protocol's,
 /// so clients cannot grow the series.
 pub fn received(event: &str) {

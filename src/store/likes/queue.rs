@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::{LikeCaps, LikeLimit, LikeOutcome};
-use crate::breaker::Permit;
-use crate::commit::Ticket;
+use crate::store::breaker::Permit;
+use crate::store::commit::Ticket;
 use crate::store::{Store, StoreError};
 use crate::types::{LikerKey, PhotoId, Slug};
 
@@ -237,7 +237,7 @@ fn take_fresh(q: &LikeQueue) -> Vec<Queued> {
     };
     let (fresh, stale): (Vec<Queued>, Vec<Queued>) = batch.into_iter().partition(|x| x.at.elapsed() <= q.max_wait);
     if !stale.is_empty() {
-        crate::metrics::refused(crate::metrics::Refusal::Event, "server_busy_wait");
+        crate::limits::refuse(crate::limits::Refusal::Event, "server_busy_wait");
     }
     for x in stale {
         let _ = x.reply.send(Err(q.busy()));

@@ -233,6 +233,13 @@ async fn a_failed_reopen_disconnects_clients_and_exits_non_zero() {
         n += 1;
     };
     assert_ne!(code, 0, "exit code after losing storage");
-    let seen = guest.drain(2000).await;
+    // The close reaches the client within a moment; allow for a machine busy with other tests.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.extend(guest.drain(2000).await);
+        if seen.iter().any(|(name, _)| name == "close") {
+            break;
+        }
+    }
     assert!(seen.iter().any(|(name, _)| name == "close"), "the client was not disconnected: {seen:?}");
 }
