@@ -110,8 +110,9 @@ pub enum Refusal {
     Http,
 }
 
-/// Adds one to the counter of a refusal; only [`crate::limits::refuse`] calls it, which logs the
-/// refusal too.
+/// Adds one to the counter of a refusal. Limits call it through `limits::refuse`, which logs the
+/// refusal too; the store's commit queue calls it directly for likes that waited too long, whose
+/// "Server busy" replies are recorded again where they are sent.
 pub(crate) fn count_refusal(kind: Refusal, reason: &str) {
     let m = &*METRICS;
     match kind {

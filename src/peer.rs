@@ -1,11 +1,45 @@
 //! Who a request is from: the TCP peer, the client behind a trusted proxy, and the key every
 //! per-IP limit counts it by.
 
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::limits::IpKey;
+/// What every per-IP limit counts by: an IPv4 address, or the IPv6 network of the configured
+/// prefix length. One phone or household usually holds a whole /64, so counting single IPv6
+/// addresses would hand every client an unlimited supply of fresh identities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IpKey(IpAddr);
+
+impl IpKey {
+    /// The limit key of a client address. IPv4-mapped IPv6 addresses are the IPv4 client they
+    /// carry; other IPv6 addresses are cut to their first `v6_prefix` bits (clamped to 0..=128).
+    pub fn of(ip: IpAddr, v6_prefix: u8) -> IpKey {
+        match ip {
+            IpAddr::V4(_) => IpKey(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpKey(IpAddr::V4(v4)),
+                None => {
+                    let bits = u32::from(v6_prefix.min(128));
+                    let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                    IpKey(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)))
+                }
+            },
+        }
+    }
+
+    /// The address (or network address) this key stands for.
+    pub fn addr(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The TCP peer of a request, the client address derived from it (for logs), and the key the
 /// client is counted by in every per-IP limit.

@@ -237,7 +237,7 @@ fn take_fresh(q: &LikeQueue) -> Vec<Queued> {
     };
     let (fresh, stale): (Vec<Queued>, Vec<Queued>) = batch.into_iter().partition(|x| x.at.elapsed() <= q.max_wait);
     if !stale.is_empty() {
-        crate::limits::refuse(crate::limits::Refusal::Event, "server_busy_wait");
+        crate::metrics::count_refusal(crate::metrics::Refusal::Event, "server_busy_wait");
     }
     for x in stale {
         let _ = x.reply.send(Err(q.busy()));
