@@ -74,12 +74,7 @@ async fn expired_session_cannot_connect_and_is_removed() {
     ok.close().await;
     late.close().await;
     assert_eq!(server.stop(), Some(0));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
-        .arg("export")
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .output()
-        .unwrap();
+    let out = crate::support::cli::run(&["export"], server.data_dir(), "");
     let dump = String::from_utf8_lossy(&out.stdout);
     let sessions: Vec<&str> = dump.lines().filter(|l| l.contains("\"kind\":\"session\"")).collect();
     assert!(!sessions.iter().any(|l| l.contains(&id)), "expired session still stored");
@@ -132,12 +127,7 @@ async fn retention_deletes_old_rooms_and_keeps_recent_ones() {
     let recent = room(&http, "recent").await;
     assert_eq!(recent["likes"], 1, "recent room must be kept: {recent}");
     assert_eq!(server.stop(), Some(0));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
-        .arg("export")
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .output()
-        .unwrap();
+    let out = crate::support::cli::run(&["export"], server.data_dir(), "");
     let dump = String::from_utf8_lossy(&out.stdout);
     assert!(!dump.contains("\"ancient\""), "old room's likes remain: {dump}");
     assert!(dump.contains("\"recent\""));

@@ -158,19 +158,17 @@ impl Store {
     }
 }
 
-/// A batch applied to sled and waiting for its flush.
-struct InFlight {
+/// A batch applied to sled: what it did, and the breaker's permit it was applied under.
+struct Done {
     batch: Vec<Queued>,
     applied: Vec<Applied>,
     permit: Permit,
-    ticket: Ticket,
 }
 
-/// A batch whose flush failed (or that was applied after one that failed).
-struct Failed {
-    batch: Vec<Queued>,
-    applied: Vec<Applied>,
-    permit: Permit,
+/// A batch applied and waiting for its flush.
+struct InFlight {
+    done: Done,
+    ticket: Ticket,
 }
 
 /// Applies what waits, a batch at a time, until the queue is empty.
@@ -219,7 +217,7 @@ async fn drain(store: Store) {
         if let Some(failed) = failed {
             if let Some(later) = current.take() {
                 // Its ticket is dropped: whatever that flush does, this batch is refused.
-                refuse(&store, Failed { batch: later.batch, applied: later.applied, permit: later.permit });
+                refuse(&store, later.done);
             }
             refuse(&store, failed);
         }
@@ -285,28 +283,28 @@ async fn apply(store: &Store, batch: Vec<Queued>) -> Option<InFlight> {
         return None;
     }
     let ticket = store.commit.ticket();
-    Some(InFlight { batch, applied, permit, ticket })
+    Some(InFlight { done: Done { batch, applied, permit }, ticket })
 }
 
 /// Waits for a batch's flush and answers it; hands the batch back if the flush failed.
-async fn settle(store: &Store, done: InFlight) -> Option<Failed> {
-    let InFlight { batch, applied, permit, ticket } = done;
-    match ticket.wait().await {
+async fn settle(store: &Store, flight: InFlight) -> Option<Done> {
+    match flight.ticket.wait().await {
         Ok(took) => {
+            let Done { batch, applied, permit } = flight.done;
             store.breaker.record(permit, true, took);
             answer(batch, applied);
             None
         }
         Err(e) => {
             tracing::error!(error = %e, "a batch of likes was not made durable");
-            Some(Failed { batch, applied, permit })
+            Some(flight.done)
         }
     }
 }
 
 /// Takes back a batch that cannot be made durable and refuses its likes. Batches are refused
 /// newest first.
-fn refuse(store: &Store, failed: Failed) {
+fn refuse(store: &Store, failed: Done) {
     store.breaker.record(failed.permit, false, Duration::ZERO);
     undo(store, &failed.batch, &failed.applied);
     answer_all(failed.batch, || StoreError::Unavailable);

@@ -2,8 +2,6 @@
 //! owners whose event changes hands, are disconnected from the server side within seconds, and
 //! refused at once; login tokens die with their admin user or its password.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{CONNECT_ERROR, Http, SECRET, Server, Sock, admin_token, token};
@@ -222,22 +220,9 @@ async fn a_revoked_guest_is_refused_before_the_disconnect_lands() {
 // ---- login tokens and their admin users ---------------------------------------------------------
 
 fn cli(args: &[&str], dir: &std::path::Path, stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hafi-realtime"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("NODE_ENV")
-        .env_remove("HAFI_ENV")
-        .env_remove("HAFI_CONFIG")
-        .env("NEXTAUTH_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().expect("wait");
+    let mut cmd = crate::support::cli::bin();
+    cmd.env("NEXTAUTH_SECRET", SECRET);
+    let out = crate::support::cli::run_in(cmd, args, dir, stdin);
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

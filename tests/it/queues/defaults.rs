@@ -67,16 +67,7 @@ async fn a_reader_that_stops_reading_is_closed_within_5_s_of_passing_1_mib_and_t
             flood.send(Message::text(format!("42{frame}"))).await.expect("admin send");
             sent += 1;
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while readers.iter().any(|r| r.comments.load(Ordering::Acquire) < sent) {
-            let counts: Vec<_> = readers.iter().map(|r| r.comments.load(Ordering::Acquire)).collect();
-            assert!(
-                Instant::now() < deadline,
-                "readers fell behind: {counts:?} of {sent}; admin got {:?}",
-                admin_seen.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        super::caught_up(&readers, sent, || format!("admin got {:?}", admin_seen.lock().unwrap())).await;
         let room_bytes = readers[0].bytes.load(Ordering::Acquire);
         if room_bytes > MIB && passed.is_none() {
             passed = Some((Instant::now(), sent));

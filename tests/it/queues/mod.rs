@@ -102,3 +102,14 @@ async fn join(ws: &mut Ws, slug: &str) -> (Value, Presence) {
         before.extend(presence(&name, &data));
     }
 }
+
+/// Waits until every reader has read `sent` comments; fails after 10 s, naming the readers' counts
+/// and `context` (what else the test saw).
+async fn caught_up(readers: &[crate::support::raw::Reader], sent: usize, context: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while readers.iter().any(|r| r.comments.load(std::sync::atomic::Ordering::Acquire) < sent) {
+        let counts: Vec<_> = readers.iter().map(|r| r.comments.load(std::sync::atomic::Ordering::Acquire)).collect();
+        assert!(Instant::now() < deadline, "readers fell behind: {counts:?} of {sent}; {}", context());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

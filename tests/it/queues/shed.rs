@@ -134,16 +134,7 @@ async fn shed_case(upgraded: bool) {
             sent += 1;
         }
         // The normal readers keep up: each round waits until they have it all.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while readers.iter().any(|r| r.comments.load(Ordering::Acquire) < sent) {
-            let counts: Vec<_> = readers.iter().map(|r| r.comments.load(Ordering::Acquire)).collect();
-            assert!(
-                Instant::now() < deadline,
-                "normal readers fell behind: {counts:?} of {sent}; admin errors {:?}",
-                admin_errors.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        super::caught_up(&readers, sent, || format!("admin errors {:?}", admin_errors.lock().unwrap())).await;
         if last_poll.elapsed() >= Duration::from_millis(100) {
             last_poll = Instant::now();
             if shed_count(&metrics, &server).await >= 1 {

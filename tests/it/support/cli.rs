@@ -18,7 +18,12 @@ pub fn bin() -> Command {
 
 /// Runs `args` on the data directory `dir` with `stdin`, to the end.
 pub fn run(args: &[&str], dir: &std::path::Path, stdin: &str) -> Output {
-    let mut child = bin()
+    run_in(bin(), args, dir, stdin)
+}
+
+/// [`run`] with a command the caller prepared (an environment of its own).
+pub fn run_in(mut cmd: Command, args: &[&str], dir: &std::path::Path, stdin: &str) -> Output {
+    let mut child = cmd
         .args(args)
         .arg("--data-dir")
         .arg(dir)
