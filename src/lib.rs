@@ -33,28 +33,28 @@
 //! - `config`, `logs`, `metrics`, `peer`, `notify`, `shutdown`, `clock`, `types`: leaves
 #![forbid(unsafe_code)]
 
-pub mod admin_feed;
+mod admin_feed;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod engine;
+mod engine;
 pub mod error;
-pub mod http;
-pub mod janitor;
-pub mod limits;
-pub mod logs;
-pub mod metrics;
-pub mod notify;
-pub mod passwords;
-pub mod peer;
-pub mod presence;
+mod http;
+mod janitor;
+mod limits;
+mod logs;
+mod metrics;
+mod notify;
+mod passwords;
+mod peer;
+mod presence;
 pub mod protocol;
-pub mod revocations;
+mod revocations;
 pub mod server;
 pub mod shutdown;
 pub mod socket;
 pub mod state;
 pub mod store;
 pub mod types;
-pub mod wire;
+mod wire;

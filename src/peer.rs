@@ -45,7 +45,6 @@ impl fmt::Display for IpKey {
 /// client is counted by in every per-IP limit.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr {
-    pub peer: SocketAddr,
     pub client_ip: IpAddr,
     pub key: IpKey,
 }
@@ -55,7 +54,7 @@ impl PeerAddr {
     /// served): all such requests share one key.
     pub fn unknown() -> PeerAddr {
         let ip = IpAddr::from([0, 0, 0, 0]);
-        PeerAddr { peer: SocketAddr::new(ip, 0), client_ip: ip, key: IpKey::of(ip, 128) }
+        PeerAddr { client_ip: ip, key: IpKey::of(ip, 128) }
     }
 }
 

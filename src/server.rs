@@ -153,7 +153,7 @@ pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
                 let forwarded = forwarded_for(req.headers());
                 let client_ip = client_ip(peer.ip(), forwarded.as_deref(), &trusted);
                 let key = IpKey::of(client_ip, prefix);
-                req.extensions_mut().insert(PeerAddr { peer, client_ip, key });
+                req.extensions_mut().insert(PeerAddr { client_ip, key });
                 conn_slot.tag(&mut req);
                 if let Err(full) = conn_slot.claim_ip(key) {
                     req.extensions_mut().insert(OverCap(full));

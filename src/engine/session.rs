@@ -232,7 +232,7 @@ impl Session {
         while let Some(f) = self.pop() {
             match &mut body {
                 Some(b) => {
-                    b.push('\u{1e}');
+                    b.push(char::from(crate::wire::engineio::SEPARATOR));
                     b.push_str(&f);
                 }
                 None => body = Some(f.to_string()),

@@ -21,7 +21,6 @@ pub mod per_ip;
 pub mod socket;
 pub mod stream;
 
-pub use bucket::{Blocked, FailureBuckets, KeyedBuckets, TokenBucket};
 pub use per_ip::{IpKey, Limiters};
 
 pub use crate::metrics::Refusal;

@@ -22,7 +22,7 @@ mod lane;
 mod window;
 
 pub use lane::{Lane, Op};
-pub use window::{End, Kind, Now, Pending, WINDOW, Window};
+pub use window::{Kind, Now};
 
 /// How far a room's stored access time may lag its activity.
 pub const PERSIST_EVERY: Duration = Duration::from_secs(1);

@@ -47,7 +47,10 @@ pub enum EioPacket {
     Noop,
 }
 
-/// One websocket frame's content, before the websocket library frames it.
+/// One websocket frame's content, before the websocket library frames it. The server writes its
+/// frames in `engine::frame` without building packets; this and [`EioPacket::encode_ws`] are the
+/// reference encoders the decoders' round-trip tests check against.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WsFrame {
     Text(String),
@@ -89,6 +92,7 @@ impl EioPacket {
     }
 
     /// The websocket frame for this packet: binary messages go as raw binary frames.
+    #[cfg(test)]
     pub fn encode_ws(&self) -> WsFrame {
         match (self, self.encode_text()) {
             (_, Some(text)) => WsFrame::Text(text),
@@ -173,7 +177,9 @@ pub fn decode_polling_payload(body: &[u8], max_payload: usize) -> Result<Vec<Eio
     polling_packets(body, max_payload)?.collect()
 }
 
-/// Joins packets into a polling body.
+/// Joins packets into a polling body (the reference for the round-trip tests; the server builds
+/// its polling bodies in `engine::session` from queued frames).
+#[cfg(test)]
 pub fn encode_polling_payload(packets: &[EioPacket]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, packet) in packets.iter().enumerate() {

@@ -10,7 +10,7 @@
 pub mod engineio;
 pub mod socketio;
 
-pub use engineio::{EioPacket, MessageData, OpenData, WsFrame};
+pub use engineio::{EioPacket, MessageData, OpenData};
 pub use socketio::{SioKind, SioPacket};
 
 /// Everything a peer can get wrong in a packet. Each of these is a protocol violation: the

@@ -11,7 +11,7 @@ use super::DecodeError;
 mod payload;
 
 use payload::check_payload;
-pub use payload::{event_name, placeholders_fit};
+pub use payload::placeholders_fit;
 
 /// The largest integer a JavaScript number holds exactly; clients count ack ids in numbers.
 pub const MAX_ACK_ID: u64 = (1 << 53) - 1;
@@ -41,6 +41,7 @@ impl SioKind {
         })
     }
 
+    #[cfg(test)]
     fn digit(self) -> char {
         match self {
             SioKind::Connect => '0',
@@ -152,7 +153,9 @@ pub fn decode(text: &str) -> Result<SioPacket, DecodeError> {
 }
 
 /// Encodes a packet. The namespace `/` is left out, as the protocol's encoder does; a namespace
-/// must not contain a comma.
+/// must not contain a comma. The server writes its packets in `engine::frame`; this is the
+/// reference the decoder's round-trip tests check against.
+#[cfg(test)]
 pub fn encode(packet: &SioPacket) -> String {
     let data = packet.data.as_deref().map(RawValue::get).unwrap_or("");
     let mut out = String::with_capacity(packet.namespace.len() + data.len() + 24);
@@ -234,7 +237,7 @@ mod tests {
         assert_eq!(packet.kind, SioKind::BinaryEvent);
         let data = packet.data.as_deref().map(RawValue::get);
         assert_eq!(data, Some(r#"["hello",{"_placeholder":true,"num":0}]"#));
-        assert_eq!(packet.data.as_deref().and_then(event_name).as_deref(), Some("hello"));
+        assert_eq!(packet.data.as_deref().and_then(payload::event_name).as_deref(), Some("hello"));
     }
 
     #[test]
