@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use hafi_realtime::store::Store;
-use hafi_realtime::types::{LikerKey, PhotoId, Slug};
+use hafi_realtime::Store;
+use hafi_realtime::{LikerKey, PhotoId, Slug};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

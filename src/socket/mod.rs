@@ -8,7 +8,6 @@ pub mod membership;
 pub mod ops;
 pub mod revoke;
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +21,6 @@ use crate::error::{ConnectRefusal, WireError};
 use crate::limits::socket::{SocketLimiter, Verdict};
 use crate::limits::{Refusal, refuse};
 use crate::metrics;
-use crate::peer::PeerAddr;
 use crate::protocol::outgoing::names;
 use crate::protocol::{self, ClientEvent};
 use crate::state::App;
@@ -34,7 +32,6 @@ use crate::types::{GuestSessionId, PhotoId, Slug};
 /// socket count, the guest session's socket slot) on every path.
 pub struct Conn {
     pub identity: Identity,
-    pub ip: Option<IpAddr>,
     /// Event rooms this socket is in (the admin room is not tracked here). Nearly always one,
     /// so a vector, which costs a tenth of a set's node.
     pub rooms: Mutex<Vec<Slug>>,
@@ -137,7 +134,6 @@ impl Handler for Gallery {
     fn connect(&self, s: &Arc<Session>, auth: Option<&RawValue>, head: &Head) -> Result<(), String> {
         let app = &self.0;
         let auth = auth.and_then(|a| serde_json::from_str::<Value>(a.get()).ok()).unwrap_or(Value::Null);
-        let ip = head.extensions.get::<PeerAddr>().map(|p| p.client_ip);
         let identity = identify(app, &auth, bearer(head.authorization.as_deref())).map_err(|refusal| {
             refuse(Refusal::Connection, refusal.reason());
             refusal.to_string()
@@ -151,7 +147,6 @@ impl Handler for Gallery {
         app.sockets.fetch_add(1, Ordering::Relaxed);
         s.set_ext(Conn {
             identity,
-            ip,
             rooms: Mutex::new(Vec::new()),
             in_flight: Mutex::new(Vec::new()),
             limiter: Mutex::new(SocketLimiter::new(&app.config.limits.events)),

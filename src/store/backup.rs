@@ -194,6 +194,9 @@ mod tests {
             dst.import(&serde_json::from_str(l).unwrap()).unwrap();
         }
         assert_eq!(dst.room_like_summary(&slug, 5).unwrap().0, 10);
-        assert_eq!(dst.like(&slug, &p, &g).await.unwrap(), crate::store::LikeOutcome { changed: false, count: 1 });
+        assert_eq!(
+            dst.like(&slug, &p, &g).await.unwrap(),
+            crate::store::likes::LikeOutcome { changed: false, count: 1 }
+        );
     }
 }

@@ -29,8 +29,7 @@ pub use admins::AdminUser;
 pub use breaker::{Breaker, Status as BreakerStatus};
 pub use codec::FORMAT_VERSION;
 pub use commit::{CommitError, Flush};
-pub use home::prepare as prepare_data_dir;
-pub use likes::{LikeCaps, LikeLimit, LikeOutcome, StagedToggle};
+pub use likes::{LikeCaps, LikeLimit, StagedToggle};
 pub use registry::{EventRecord, GuestSession};
 pub use rooms::RoomRecord;
 

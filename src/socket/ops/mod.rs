@@ -24,7 +24,7 @@ mod update;
 mod upload;
 
 pub use crate::types::ADMIN_ROOM;
-pub use like::{Durable, Staged, announce_like, make_durable, stage};
+pub use like::{Staged, announce_like, make_durable, stage};
 pub use notification::{security_notice, system_notice};
 
 /// May `who` see and act as a member of the event `slug`? Checked at every use, so access that

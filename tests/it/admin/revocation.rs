@@ -5,15 +5,13 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{CONNECT_ERROR, Http, SECRET, Server, Sock, admin_token, token};
-use hafi_realtime::auth::{Identity, Tokens};
-use hafi_realtime::config::Config;
-use hafi_realtime::error::WireError;
-use hafi_realtime::protocol as payload;
-use hafi_realtime::shutdown::Shutdown;
-use hafi_realtime::socket::ops;
-use hafi_realtime::state::App;
-use hafi_realtime::store::{EventRecord, GuestSession, Store};
-use hafi_realtime::types::{EventStatus, GuestSessionId, Slug};
+use hafi_realtime::App;
+use hafi_realtime::Config;
+use hafi_realtime::Shutdown;
+use hafi_realtime::WireError;
+use hafi_realtime::{EventRecord, GuestSession, Store};
+use hafi_realtime::{EventStatus, GuestSessionId, Slug};
+use hafi_realtime::{Identity, Tokens};
 use serde_json::{Value, json};
 
 /// How long a cut-off may take after an admin action or an expiry.
@@ -162,7 +160,7 @@ async fn a_revoked_guest_is_refused_before_the_disconnect_lands() {
     let store = Store::open(dir.path()).unwrap();
     let config = Config { data_dir: dir.path().to_path_buf(), secret: Some(SECRET.into()), ..Config::default() };
     let app = App::new(config, store.clone(), Tokens::new(SECRET).unwrap(), Shutdown::default());
-    let now = hafi_realtime::clock::now_ms();
+    let now = hafi_realtime::now_ms();
     let slug = Slug::parse("late").unwrap();
     let mut event = EventRecord {
         slug: slug.clone(),
@@ -183,33 +181,37 @@ async fn a_revoked_guest_is_refused_before_the_disconnect_lands() {
     store.put_session(&session("guest_b", now + 3_600_000)).await.unwrap();
     let guest = |id: &str| Identity::Guest { session: GuestSessionId::parse(id).unwrap(), slug: slug.clone() };
     let owner = Identity::Owner { user_id: "u7".into() };
-    let like =
-        |photo: &str| payload::parse("photo:like", Some(&json!({"eventSlug": "late", "photo_id": photo}))).unwrap();
-    let comment =
-        payload::parse("photo:comment", Some(&json!({"eventSlug": "late", "photo_id": "p", "comment": "hi"}))).unwrap();
-    let progress = payload::parse(
+    let like = |photo: &str| {
+        hafi_realtime::parse_event("photo:like", Some(&json!({"eventSlug": "late", "photo_id": photo}))).unwrap()
+    };
+    let comment = hafi_realtime::parse_event(
+        "photo:comment",
+        Some(&json!({"eventSlug": "late", "photo_id": "p", "comment": "hi"})),
+    )
+    .unwrap();
+    let progress = hafi_realtime::parse_event(
         "photo:upload:progress",
         Some(&json!({"eventSlug": "late", "photo_id": "p", "progress": 5, "filename": "a.jpg"})),
     )
     .unwrap();
 
-    assert_eq!(ops::relay(&app, &guest("guest_a"), &like("p1")).await.unwrap().ack["likeCount"], 1);
-    ops::relay(&app, &guest("guest_a"), &comment).await.unwrap();
-    ops::relay(&app, &owner, &progress).await.unwrap();
+    assert_eq!(hafi_realtime::relay(&app, &guest("guest_a"), &like("p1")).await.unwrap().ack["likeCount"], 1);
+    hafi_realtime::relay(&app, &guest("guest_a"), &comment).await.unwrap();
+    hafi_realtime::relay(&app, &owner, &progress).await.unwrap();
 
     // guest_b's session expires (re-registered with an expiry just past).
     store.put_session(&session("guest_b", now - 1)).await.unwrap();
-    assert_eq!(ops::relay(&app, &guest("guest_b"), &like("p1")).await.unwrap_err(), WireError::AccessDenied);
-    ops::relay(&app, &guest("guest_a"), &like("p2")).await.unwrap();
+    assert_eq!(hafi_realtime::relay(&app, &guest("guest_b"), &like("p1")).await.unwrap_err(), WireError::AccessDenied);
+    hafi_realtime::relay(&app, &guest("guest_a"), &like("p2")).await.unwrap();
 
     // The event is archived and handed to another owner.
     event.status = EventStatus::Archived;
     event.owner_id = Some("u9".into());
     store.put_event(&event).await.unwrap();
-    assert_eq!(ops::relay(&app, &guest("guest_a"), &like("p3")).await.unwrap_err(), WireError::AccessDenied);
-    assert_eq!(ops::relay(&app, &guest("guest_a"), &comment).await.unwrap_err(), WireError::AccessDenied);
-    assert_eq!(ops::relay(&app, &owner, &progress).await.unwrap_err(), WireError::AccessDenied);
-    assert_eq!(ops::relay(&app, &owner, &like("p3")).await.unwrap_err(), WireError::AccessDenied);
+    assert_eq!(hafi_realtime::relay(&app, &guest("guest_a"), &like("p3")).await.unwrap_err(), WireError::AccessDenied);
+    assert_eq!(hafi_realtime::relay(&app, &guest("guest_a"), &comment).await.unwrap_err(), WireError::AccessDenied);
+    assert_eq!(hafi_realtime::relay(&app, &owner, &progress).await.unwrap_err(), WireError::AccessDenied);
+    assert_eq!(hafi_realtime::relay(&app, &owner, &like("p3")).await.unwrap_err(), WireError::AccessDenied);
     // Nothing of the refused likes was stored.
     let likes: Vec<(String, u64)> =
         store.room_likes(&slug, 10).unwrap().into_iter().map(|(p, c)| (p.as_str().to_string(), c)).collect();

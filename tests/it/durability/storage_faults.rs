@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::support::{Http, SECRET, Sock, admin_token};
-use hafi_realtime::auth::Tokens;
-use hafi_realtime::config::Config;
-use hafi_realtime::shutdown::Shutdown;
-use hafi_realtime::state::App;
-use hafi_realtime::store::{Flush, Store, StoreOptions};
+use hafi_realtime::App;
+use hafi_realtime::Config;
+use hafi_realtime::Shutdown;
+use hafi_realtime::Tokens;
+use hafi_realtime::{Flush, Store, StoreOptions};
 use serde_json::{Value, json};
 
 struct Faulty {
@@ -47,7 +47,7 @@ async fn breaker_opens_degrades_relays_and_recovers() {
     let app = App::new(config, store, Tokens::new(SECRET).unwrap(), shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(hafi_realtime::server::serve(app, listener));
+    let server = tokio::spawn(hafi_realtime::serve(app, listener));
     let http = Http::with_base(&url);
 
     http.create_event("storm", None).await;

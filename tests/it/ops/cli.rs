@@ -46,8 +46,8 @@ fn token_command_signs_with_the_secret() {
         .unwrap();
     assert!(o.status.success());
     let tok = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let t = hafi_realtime::auth::Tokens::new(SECRET).unwrap();
-    assert_eq!(t.verify(&tok), Some(hafi_realtime::auth::Identity::Admin { user_id: "web-app".into() }));
+    let t = hafi_realtime::Tokens::new(SECRET).unwrap();
+    assert_eq!(t.verify(&tok), Some(hafi_realtime::Identity::Admin { user_id: "web-app".into() }));
     let bad = bin().args(["token", "--user", "x", "--role", "ADMIN", "--ttl", "forever"]).output().unwrap();
     assert!(!bad.status.success());
 }

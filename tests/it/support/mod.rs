@@ -37,7 +37,7 @@ pub fn heavy_blocking() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// An HS256 token signed with the test secret.
 pub fn token(user: &str, role: &str) -> String {
-    let t = hafi_realtime::auth::Tokens::new(SECRET).expect("tokens");
+    let t = hafi_realtime::Tokens::new(SECRET).expect("tokens");
     t.mint(user, role, Duration::from_secs(3600)).expect("mint").0
 }
 
