@@ -12,6 +12,7 @@ mod clients;
 mod durability;
 mod events;
 mod janitor;
+mod layout;
 mod likes;
 mod limits;
 mod ops;
