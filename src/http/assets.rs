@@ -22,8 +22,8 @@ macro_rules! asset {
 
 /// Every file of `static/admin/` (a unit test checks that none is left out). The scripts are ES
 /// modules that import each other by these names, and `index.html` links the style sheets in
-/// cascade order. Few files on purpose: a page load fetches all of them, and each counts
-/// against `limits.http_per_ip` like any other request.
+/// cascade order. Reads of these files do not count against `limits.http_per_ip` (see
+/// `limits::http`), so the page may be split as its code needs.
 const ASSETS: &[Asset] = &[
     asset!("index.html", HTML),
     asset!("app.js", JS),

@@ -1,7 +1,9 @@
 //! The tower layer in front of every request: connection-cap refusals decided in the accept
 //! loop, per-IP token buckets (new Socket.IO sessions; HTTP API requests, with `/socket.io/`
-//! traffic left out so polling clients do not drain it), the `Origin` check on Socket.IO
-//! requests, and CORS for polling clients of the allowed origins.
+//! traffic left out so polling clients do not drain it, and the compiled-in pages left out so
+//! that loading the admin page, a dozen files, never spends an admin's API budget or gets a file
+//! refused), the `Origin` check on Socket.IO requests, and CORS for polling clients of the
+//! allowed origins.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -103,6 +105,13 @@ fn origin_allowed(origins: &Origins, origin: &str, host: Option<&str>) -> bool {
         .is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
+/// A read of the front page or of the admin page's files: answered from memory, like a 404, so
+/// the connection caps are limit enough.
+fn is_page(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && (path == "/" || path == "/admin" || path.starts_with("/admin/"))
+}
+
 /// API answers are per caller and often carry tokens or session ids: no cache may keep them.
 fn no_store(headers: &mut http::HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -168,6 +177,7 @@ where
         }
         let ip = req.extensions().get::<PeerAddr>().copied().unwrap_or_else(PeerAddr::unknown).key;
         let is_socket = req.uri().path().starts_with("/socket.io/") || req.uri().path() == "/socket.io";
+        let is_page = is_page(req.method(), req.uri().path());
         let mut allowed_origin = None;
         if is_socket {
             if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -197,7 +207,7 @@ where
                 refuse(Refusal::Connection, "connect_rate");
                 return early(answer(StatusCode::TOO_MANY_REQUESTS, "Too many connections", Some(wait)));
             }
-        } else if let Err(wait) = limiters.http.check(&ip) {
+        } else if !is_page && let Err(wait) = limiters.http.check(&ip) {
             refuse(Refusal::Http, "http_rate");
             return early(answer(StatusCode::TOO_MANY_REQUESTS, "Too many requests", Some(wait)));
         }

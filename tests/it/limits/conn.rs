@@ -132,6 +132,11 @@ async fn new_connection_bucket_per_ip() {
 async fn http_api_bucket_per_ip() {
     let server = Server::start_with(Some("[limits]\nhttp_per_ip = { rate = 1, per = \"10s\", burst = 5 }\n"), &[]);
     let c = reqwest::Client::new();
+    // Loading the front page and the admin page, three times over, spends none of it.
+    let page = ["/", "/admin/", "/admin/app.js", "/admin/style.css", "/admin/qr.js"];
+    for path in page.iter().cycle().take(3 * page.len()) {
+        assert_eq!(c.get(format!("{}{path}", server.url)).send().await.unwrap().status().as_u16(), 200, "{path}");
+    }
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(c.get(format!("{}/health", server.url)).send().await.unwrap().status().as_u16());
@@ -142,6 +147,10 @@ async fn http_api_bucket_per_ip() {
     assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"].is_string());
+    // With the API's bucket empty, the page still loads.
+    for path in page {
+        assert_eq!(c.get(format!("{}{path}", server.url)).send().await.unwrap().status().as_u16(), 200, "{path}");
+    }
     // Socket.IO traffic is not counted against it.
     let poll = c.get(format!("{}/socket.io/?EIO=4&transport=polling", server.url)).send().await.unwrap();
     assert_eq!(poll.status().as_u16(), 200);
