@@ -13,8 +13,7 @@
  * and the new event form), guest (guest link and QR code, drawn by qr.js), sio (Socket.IO
  * client). Some import each other (the cards and their panel, the API and sign-out); that is
  * safe because a module's top level only binds listeners and timers, and calls into other
- * modules happen later, from those. Few files on purpose: every file is a request, and the
- * server's per-IP HTTP limit counts them.
+ * modules happen later, from those.
  */
 
 import { $, clear, parseTime, state } from './page.js';
