@@ -38,7 +38,8 @@ pub struct Shared {
     gate: OnceLock<Arc<Gate>>,
 }
 
-/// Handle to [`Shared`].
+/// The shared state, cheap to clone: every task and connection holds one (`Shared` is what it
+/// points to).
 #[derive(Clone)]
 pub struct App(Arc<Shared>);
 
