@@ -123,9 +123,12 @@ fn cors(headers: &mut http::HeaderMap, origin: &HeaderValue) {
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
-/// Copies a request's URI and headers out of hyper's read buffer. socketioxide keeps the
-/// handshake request's head for the whole life of a socket, and header values that are slices
-/// of that buffer would keep all of it (8 KiB or more) alive per connection.
+/// Copies a request's URI and headers out of hyper's read buffer before the engine sees it.
+/// The engine itself keeps only the `Authorization` value and the extensions, until CONNECT;
+/// but header values are slices of the connection's read buffer, and letting them go first is
+/// measurably cheaper: without this copy a connect storm cost about 9 % more server CPU per
+/// connection (BENCHMARKS.md, "Per-connection cost after the layout work"), most likely because
+/// hyper cannot reuse a buffer that something still points into.
 fn detach_head<B>(req: Request<B>) -> Request<B> {
     let (mut parts, body) = req.into_parts();
     let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
