@@ -2,6 +2,8 @@
 //! and keeps the heartbeat and the timeouts. A polling session's reads and writes travel on HTTP
 //! requests instead (see `http`); its task handles the posted packets in order and keeps time.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,7 +71,7 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
             (st.phase, up, waiting, inbox)
         };
         for packet in inbox.into_iter().flatten() {
-            if let Err(reason) = on_packet(&s, &mut r, packet).await {
+            if let Err(reason) = boxed(on_packet(&s, &mut r, packet)).await {
                 s.close(reason);
                 break;
             }
@@ -127,13 +129,13 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
         let outcome = match ev {
             Ev::Wake => Ok(()),
             Ev::Read(Read::Text(t)) => match engineio::decode_ws_text(&t) {
-                Ok(p) => on_packet(&s, &mut r, p).await,
+                Ok(p) => boxed(on_packet(&s, &mut r, p)).await,
                 Err(e) => {
                     tracing::debug!(sid = %s.sid, error = %e, "malformed Engine.IO packet");
                     Err(Reason::TransportError)
                 }
             },
-            Ev::Read(Read::Binary(b)) => on_packet(&s, &mut r, engineio::decode_ws_binary(b)).await,
+            Ev::Read(Read::Binary(b)) => boxed(on_packet(&s, &mut r, engineio::decode_ws_binary(b))).await,
             Ev::Read(Read::Closed) => Err(Reason::TransportClose),
             Ev::Read(Read::Error) => Err(Reason::TransportError),
             Ev::Timer => {
@@ -163,6 +165,13 @@ pub async fn run(s: Arc<Session>, mut ws: Option<Box<Socket>>) {
     while let Some(finish) = r.pipeline.next().await {
         finish();
     }
+}
+
+/// Puts a packet's handling on the heap for as long as it runs. Handling an event awaits the
+/// store and the rooms; inlined, that state would be part of every session's task for the whole
+/// life of its connection, idle or not: 632 of its 1,488 bytes (measured with `size_of_val`).
+fn boxed<F: Future>(f: F) -> Pin<Box<F>> {
+    Box::pin(f)
 }
 
 async fn read_opt(ws: Option<&mut Ws>) -> Read {
