@@ -331,3 +331,7 @@ async fn dispatch(s: &Arc<Session>, r: &mut Reader, ev: Incoming) {
         Step::Blocked(ev) => tracing::warn!(sid = %s.sid, event = %ev.name, "event dropped: blocked twice"),
     }
 }
+
+#[cfg(test)]
+#[path = "task_tests.rs"]
+mod tests;
