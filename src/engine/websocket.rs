@@ -24,12 +24,18 @@ pub struct Socket {
     pub direct: Arc<Direct>,
 }
 
-/// Buffers sized for phones that send tiny messages and receive bursts: a 1 KiB read buffer
+/// Buffers sized for phones that send tiny messages and receive bursts: a 512-byte read buffer
 /// (tungstenite's default is 128 KiB per connection), frames gathered up to 16 KiB before a
 /// write, and messages held to `maxPayload`, so a larger one is refused while it arrives.
+///
+/// The read buffer is kept for the connection's life, idle or not. Every gallery event but a
+/// long comment fits one read of 512 bytes; a larger frame still arrives whole, over more reads.
+/// Against 1 KiB it saves 500 B of the ~6 KB an idle connection costs; 256 B saved 250 B more
+/// with no measurable cost in a like storm (BENCHMARKS.md, "Per-connection cost after the
+/// layout work").
 pub fn config(max_payload: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(usize::MAX)
         .max_message_size(Some(max_payload))
