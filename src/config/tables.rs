@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::values::{duration, parse_host, parse_origin, parse_proxies, removed_outgoing_queue};
-use super::{Config, ConfigError, GuestComments, Mode};
+use super::{Config, ConfigError, GuestComments, Mode, invalid};
 
 /// The whole file; a table it leaves out keeps all its defaults.
 #[derive(Deserialize, Default)]
@@ -209,7 +209,8 @@ struct Rooms {
     snapshot_max_photos: usize,
     max_likes_per_identity: usize,
     max_photos_per_event: usize,
-    guest_comments: GuestComments,
+    /// Also read here, where earlier releases documented it; SPEC §1 places it in `[storage]`.
+    guest_comments: Option<GuestComments>,
 }
 
 impl Default for Rooms {
@@ -220,7 +221,7 @@ impl Default for Rooms {
             snapshot_max_photos: 5000,
             max_likes_per_identity: 2000,
             max_photos_per_event: 100_000,
-            guest_comments: GuestComments::Broadcast,
+            guest_comments: None,
         }
     }
 }
@@ -234,11 +235,19 @@ struct Storage {
     commit_queue: usize,
     #[serde(deserialize_with = "duration")]
     commit_queue_wait: Duration,
+    /// Where guest comments go (`broadcast` when set in neither table).
+    guest_comments: Option<GuestComments>,
 }
 
 impl Default for Storage {
     fn default() -> Storage {
-        Storage { group_commit: true, cache_mb: 8, commit_queue: 4096, commit_queue_wait: Duration::from_millis(250) }
+        Storage {
+            group_commit: true,
+            cache_mb: 8,
+            commit_queue: 4096,
+            commit_queue_wait: Duration::from_millis(250),
+            guest_comments: None,
+        }
     }
 }
 
@@ -253,6 +262,15 @@ impl File {
     /// The configuration this file describes, before the environment and the flags.
     pub(super) fn resolve(self) -> Result<Config, ConfigError> {
         let File { server, auth, limits, rooms, storage, metrics } = self;
+        let guest_comments = match (storage.guest_comments, rooms.guest_comments) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(invalid(
+                    "storage.guest_comments",
+                    "differs from rooms.guest_comments: set it in one place",
+                ));
+            }
+            (a, b) => a.or(b).unwrap_or(GuestComments::Broadcast),
+        };
         Ok(Config {
             host: parse_host("server.host", &server.host)?,
             port: server.port,
@@ -272,7 +290,7 @@ impl File {
             snapshot_max_photos: rooms.snapshot_max_photos,
             max_likes_per_identity: rooms.max_likes_per_identity,
             max_photos_per_event: rooms.max_photos_per_event,
-            guest_comments: rooms.guest_comments,
+            guest_comments,
             metrics_token: metrics.token,
             group_commit: storage.group_commit,
             cache_mb: storage.cache_mb,

@@ -70,6 +70,19 @@ fn buckets_and_durations() {
 }
 
 #[test]
+fn guest_comments_is_read_where_spec_puts_it_and_where_earlier_releases_did() {
+    let at = |file: &str| load(&[], Some(file), Overrides::default());
+    assert_eq!(at("").unwrap().guest_comments, GuestComments::Broadcast);
+    assert_eq!(at("[storage]\nguest_comments = \"off\"\n").unwrap().guest_comments, GuestComments::Off);
+    assert_eq!(at("[rooms]\nguest_comments = \"admins-only\"\n").unwrap().guest_comments, GuestComments::AdminsOnly);
+    let same = "[storage]\nguest_comments = \"off\"\n[rooms]\nguest_comments = \"off\"\n";
+    assert_eq!(at(same).unwrap().guest_comments, GuestComments::Off);
+    let err = at("[storage]\nguest_comments = \"off\"\n[rooms]\nguest_comments = \"broadcast\"\n").unwrap_err();
+    assert!(err.to_string().contains("storage.guest_comments"), "{err}");
+    assert!(at("[storage]\nguest_comments = \"everyone\"\n").is_err());
+}
+
+#[test]
 fn env_names_compatible_with_node() {
     let c = load(
         &[

@@ -187,3 +187,25 @@ async fn non_object_auth_is_authentication_failed() {
     };
     assert_eq!(reply, "44{\"message\":\"Authentication failed\"}");
 }
+
+/// SPEC §1 puts `guest_comments` in `[storage]`: a server started with that file must start, and
+/// keep a guest's comment from the room while the admins get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_comments_set_where_the_spec_puts_it() {
+    let server = Server::start_with(Some("[storage]\nguest_comments = \"admins-only\"\n"), &[]);
+    let http = Http::new(&server);
+    http.create_event("quiet", None).await;
+    let (a, b) = (http.guest_session("quiet").await, http.guest_session("quiet").await);
+    let mut writer = Sock::guest(&server.url, &a, "quiet").await;
+    writer.join("quiet").await;
+    let mut reader = Sock::guest(&server.url, &b, "quiet").await;
+    reader.join("quiet").await;
+    let mut admin = Sock::with_token(&server.url, &admin_token()).await;
+    admin.emit("admin:join", Value::Null).await;
+    admin.drain(300).await;
+
+    writer.emit("photo:comment", json!({"eventSlug": "quiet", "photo_id": "p1", "comment": "lovely"})).await;
+    let c = admin.expect("photo:comment", 3000).await;
+    assert_eq!((c["photo_id"].clone(), c["comment"].clone()), (json!("p1"), json!("lovely")));
+    reader.expect_none("photo:comment", 500).await;
+}
