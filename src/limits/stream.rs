@@ -129,16 +129,27 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+impl Counted {
+    /// One write once the socket is writable, unless the connection was killed meanwhile.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> std::io::Result<usize>,
+    ) -> Poll<std::io::Result<usize>> {
         loop {
             self.slot.kill_switch.check()?;
             std::task::ready!(self.io.poll_write_ready(cx))?;
-            match self.io.try_write(buf) {
+            match write(&self.io) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 other => return Poll::Ready(other),
             }
         }
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.poll_write_with(cx, |io| io.try_write(buf))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.slot.kill_switch.check()?;
@@ -156,14 +167,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        loop {
-            self.slot.kill_switch.check()?;
-            std::task::ready!(self.io.poll_write_ready(cx))?;
-            match self.io.try_write_vectored(bufs) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
+        self.poll_write_with(cx, |io| io.try_write_vectored(bufs))
     }
     fn is_write_vectored(&self) -> bool {
         true

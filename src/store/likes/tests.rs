@@ -217,27 +217,35 @@ async fn aggregates_match_a_recount_after_random_changes() {
     }
 }
 
+/// A flush that takes `delay`, then fails while `failing` is set.
 struct Faulty {
     inner: Arc<dyn Flush>,
     failing: Arc<AtomicBool>,
+    delay: std::time::Duration,
 }
 
 impl Flush for Faulty {
     fn flush(&self) -> Result<(), String> {
+        std::thread::sleep(self.delay);
         if self.failing.load(Ordering::SeqCst) { Err("injected".into()) } else { self.inner.flush() }
     }
+}
+
+/// A store whose flushes take `delay` and fail while the returned flag is set.
+fn store_with_faulty_flush(dir: &std::path::Path, delay: std::time::Duration) -> (Store, Arc<AtomicBool>) {
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    let opts = StoreOptions {
+        flush_wrapper: Some(Box::new(move |inner| Arc::new(Faulty { inner, failing: f, delay }) as Arc<dyn Flush>)),
+        ..StoreOptions::default()
+    };
+    (Store::open_with(dir, opts).unwrap(), failing)
 }
 
 #[tokio::test]
 async fn a_like_that_does_not_persist_is_undone_with_its_aggregates() {
     let dir = tempfile::tempdir().unwrap();
-    let failing = Arc::new(AtomicBool::new(false));
-    let f = failing.clone();
-    let opts = StoreOptions {
-        flush_wrapper: Some(Box::new(move |inner| Arc::new(Faulty { inner, failing: f }) as Arc<dyn Flush>)),
-        ..StoreOptions::default()
-    };
-    let st = Store::open_with(dir.path(), opts).unwrap();
+    let (st, failing) = store_with_faulty_flush(dir.path(), std::time::Duration::ZERO);
     let s = slug("w");
     st.like(&s, &photo("kept"), &liker("a")).await.unwrap();
     failing.store(true, Ordering::SeqCst);
@@ -251,29 +259,11 @@ async fn a_like_that_does_not_persist_is_undone_with_its_aggregates() {
     assert_derived_match(&st, &s);
 }
 
-/// A flush that takes its time, then fails while `failing` is set.
-struct Slow {
-    inner: Arc<dyn Flush>,
-    failing: Arc<AtomicBool>,
-}
-
-impl Flush for Slow {
-    fn flush(&self) -> Result<(), String> {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        if self.failing.load(Ordering::SeqCst) { Err("injected".into()) } else { self.inner.flush() }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_applied_behind_a_failing_flush_is_taken_back_with_it_newest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let failing = Arc::new(AtomicBool::new(false));
-    let f = failing.clone();
-    let opts = StoreOptions {
-        flush_wrapper: Some(Box::new(move |inner| Arc::new(Slow { inner, failing: f }) as Arc<dyn Flush>)),
-        ..StoreOptions::default()
-    };
-    let st = Store::open_with(dir.path(), opts).unwrap();
+    // The flush takes its time, so the next batch is applied while it runs.
+    let (st, failing) = store_with_faulty_flush(dir.path(), std::time::Duration::from_millis(300));
     let (s, kept, caps) = (slug("w"), photo("kept"), LikeCaps::default());
     st.like(&s, &kept, &liker("a")).await.unwrap();
     failing.store(true, Ordering::SeqCst);
